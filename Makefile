@@ -1,0 +1,49 @@
+# sesh: every target works from a fresh clone. Modules are listed in
+# modules.txt; each is tested on its own, since `go test ./...` at the root
+# does not reach nested modules.
+
+MODULES   := $(shell cat modules.txt)
+GOTEST    ?= go test
+TESTFLAGS ?=
+FUZZTIME  ?= 10s
+STATICCHECK := go tool -modfile=$(CURDIR)/tools/go.mod staticcheck
+
+.PHONY: test lint fuzz fuzz-long bench demo deps-check
+
+## test: every test of every module, with the race detector
+test: deps-check
+	@set -e; for m in $(MODULES); do \
+		echo "== $$m"; \
+		(cd $$m && $(GOTEST) -race -count=1 $(TESTFLAGS) ./...); \
+	done
+
+## deps-check: the core module requires nothing
+deps-check:
+	@test "$$(go list -m all | wc -l)" -eq 1 || { echo "core module has dependencies:"; go list -m all; exit 1; }
+
+## lint: gofmt, go vet and staticcheck on every module
+lint:
+	@set -e; out=$$(gofmt -l $$(git ls-files '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	@set -e; for m in $(MODULES); do \
+		echo "== lint $$m"; \
+		(cd $$m && go vet ./... && $(STATICCHECK) ./...); \
+	done
+
+## fuzz: each fuzz target for FUZZTIME (default 10s)
+fuzz:
+	@FUZZTIME=$(FUZZTIME) bash scripts/fuzz.sh $(MODULES)
+
+## fuzz-long: each fuzz target for 5 minutes
+fuzz-long:
+	@FUZZTIME=5m bash scripts/fuzz.sh $(MODULES)
+
+## bench: Go benchmarks of every module
+bench:
+	@set -e; for m in $(MODULES); do \
+		(cd $$m && go test -run='^$$' -bench=. -benchmem ./...); \
+	done
+
+## demo: run the demo on the embedded file store
+demo:
+	go -C cmd run ./seshdemo

@@ -1,0 +1,273 @@
+package sesh_test
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/seshgo/sesh"
+	"github.com/seshgo/sesh/memstore"
+	"github.com/seshgo/sesh/seal"
+)
+
+// clock is a manual clock shared by the manager and the store.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func newClock() *clock { return &clock{now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)} }
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+func testRing(t testing.TB) *seal.Ring {
+	t.Helper()
+	k, err := seal.GenerateKey(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := seal.NewRing(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// faultStore wraps a real store and injects failures on demand.
+type faultStore struct {
+	sesh.Store
+	failLoad, failSave, failDelete atomic.Bool
+	saves, loads, deletes          atomic.Int64
+}
+
+var errInjected = errors.New("injected store fault: dial tcp 10.0.0.1:6379: connection refused")
+
+func (f *faultStore) Load(ctx context.Context, k sesh.Key) (sesh.Record, error) {
+	f.loads.Add(1)
+	if f.failLoad.Load() {
+		return sesh.Record{}, errInjected
+	}
+	return f.Store.Load(ctx, k)
+}
+
+func (f *faultStore) Save(ctx context.Context, k sesh.Key, r sesh.Record, prev uint64) error {
+	f.saves.Add(1)
+	if f.failSave.Load() {
+		return errInjected
+	}
+	return f.Store.Save(ctx, k, r, prev)
+}
+
+func (f *faultStore) Delete(ctx context.Context, k sesh.Key, tomb time.Time) error {
+	f.deletes.Add(1)
+	if f.failDelete.Load() {
+		return errInjected
+	}
+	return f.Store.Delete(ctx, k, tomb)
+}
+
+// harness is the probe app of ATTACKS.md behind the middleware, on a TLS
+// test server.
+type harness struct {
+	t     *testing.T
+	clock *clock
+	mem   *memstore.Store
+	store *faultStore
+	m     *sesh.Manager
+	srv   *httptest.Server
+	// release unblocks /slow requests.
+	release chan struct{}
+	entered chan struct{}
+}
+
+func newHarness(t *testing.T, mod func(*sesh.Config)) *harness {
+	t.Helper()
+	h := &harness{t: t, clock: newClock(), release: make(chan struct{}), entered: make(chan struct{}, 16)}
+	h.mem = memstore.New(memstore.WithClock(h.clock.Now))
+	h.store = &faultStore{Store: h.mem}
+	cfg := sesh.Config{Keys: testRing(t), Now: h.clock.Now}
+	if mod != nil {
+		mod(&cfg)
+	}
+	m, err := sesh.New(h.store, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.m = m
+	h.srv = httptest.NewUnstartedServer(m.Handler(h.routes()))
+	h.srv.Config.ErrorLog = log.New(io.Discard, "", 0) // clients left idle at close
+	h.srv.StartTLS()
+	t.Cleanup(h.srv.Close)
+	return h
+}
+
+func (h *harness) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /put", func(w http.ResponseWriter, r *http.Request) {
+		s := sesh.FromContext(r.Context())
+		if err := s.Set(r.FormValue("k"), r.FormValue("v")); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		io.WriteString(w, "ok")
+	})
+	mux.HandleFunc("GET /get", func(w http.ResponseWriter, r *http.Request) {
+		v, _ := sesh.Get[string](sesh.FromContext(r.Context()), r.FormValue("k"))
+		io.WriteString(w, v)
+	})
+	mux.Handle("GET /incr", h.m.Exclusive(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s := sesh.FromContext(r.Context())
+		n, _ := sesh.Get[int](s, "n")
+		n++
+		s.Set("n", n)
+		fmt.Fprint(w, n)
+	})))
+	mux.HandleFunc("POST /login", func(w http.ResponseWriter, r *http.Request) {
+		sesh.FromContext(r.Context()).Login(r.FormValue("u"))
+		io.WriteString(w, "ok")
+	})
+	mux.HandleFunc("POST /logout", func(w http.ResponseWriter, r *http.Request) {
+		sesh.FromContext(r.Context()).Logout()
+		io.WriteString(w, "bye")
+	})
+	mux.HandleFunc("GET /whoami", func(w http.ResponseWriter, r *http.Request) {
+		u := sesh.FromContext(r.Context()).User()
+		if u == "" {
+			u = "anon"
+		}
+		io.WriteString(w, u)
+	})
+	mux.HandleFunc("GET /slow", func(w http.ResponseWriter, r *http.Request) {
+		s := sesh.FromContext(r.Context())
+		s.Has("x") // load before blocking, as a handler reading first would
+		h.entered <- struct{}{}
+		<-h.release
+		if err := s.Set(r.FormValue("k"), r.FormValue("v")); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		io.WriteString(w, "ok")
+	})
+	mux.HandleFunc("GET /flash/set", func(w http.ResponseWriter, r *http.Request) {
+		sesh.FromContext(r.Context()).Flash().Add("info", r.FormValue("m"))
+	})
+	mux.HandleFunc("GET /flash/get", func(w http.ResponseWriter, r *http.Request) {
+		var out []string
+		for _, m := range sesh.FromContext(r.Context()).Flash().Pop() {
+			out = append(out, m.Text)
+		}
+		io.WriteString(w, strings.Join(out, ","))
+	})
+	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
+		s := sesh.FromContext(r.Context())
+		s.Set("k", "v")
+		code, _ := strconv.Atoi(r.FormValue("code"))
+		w.WriteHeader(code)
+	})
+	mux.HandleFunc("GET /nothing", func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "hello")
+	})
+	return mux
+}
+
+// client returns an HTTPS client with its own cookie jar.
+func (h *harness) client() *http.Client {
+	jar, _ := cookiejar.New(nil)
+	c := *h.srv.Client() // a copy: the server's client is shared
+	c.Jar = jar
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return &c
+}
+
+// rawClient returns an HTTPS client without a jar, for hand-made cookies.
+func (h *harness) rawClient() *http.Client {
+	return &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+}
+
+type resp struct {
+	code   int
+	body   string
+	header http.Header
+}
+
+// do sends a request; cookie, if not empty, is sent as the raw Cookie header.
+func (h *harness) do(c *http.Client, method, path, cookie string) resp {
+	h.t.Helper()
+	req, err := http.NewRequest(method, h.srv.URL+path, nil)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if cookie != "" {
+		req.Header.Set("Cookie", cookie)
+	}
+	res, err := c.Do(req)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return resp{res.StatusCode, string(b), res.Header}
+}
+
+func (h *harness) get(c *http.Client, path string) resp { return h.do(c, "GET", path, "") }
+
+// sessionCookie returns the value of the session cookie set by r, if any.
+func sessionCookie(r resp) (string, bool) {
+	for _, c := range (&http.Response{Header: r.header}).Cookies() {
+		if c.Name == sesh.DefaultCookieName {
+			return c.Value, true
+		}
+	}
+	return "", false
+}
+
+// storeCount returns the number of live session records.
+func (h *harness) storeCount() int {
+	h.t.Helper()
+	n := 0
+	cursor := ""
+	for {
+		es, next, err := h.mem.List(h.t.Context(), cursor, 100)
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		n += len(es)
+		if next == "" {
+			return n
+		}
+		cursor = next
+	}
+}
+
+func mustURL(s string) *url.URL {
+	u, err := url.Parse(s)
+	if err != nil {
+		panic(err)
+	}
+	return u
+}
+
+func newMem() *memstore.Store { return memstore.New() }

@@ -1,0 +1,68 @@
+package sesh
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"fmt"
+	"io"
+	"log/slog"
+)
+
+// idBytes is the size of a session ID: 256 bits.
+const idBytes = 32
+
+// idLen is the length of an encoded session ID (unpadded base64url).
+const idLen = 43
+
+// randReader is the source of IDs and tokens; tests swap it to prove
+// that a failing source fails closed.
+var randReader io.Reader = rand.Reader
+
+var idEncoding = base64.RawURLEncoding.Strict()
+
+// sessionID is a raw 256-bit session ID. It never reaches a store or a log.
+type sessionID [idBytes]byte
+
+func newSessionID() (sessionID, error) {
+	var id sessionID
+	if _, err := io.ReadFull(randReader, id[:]); err != nil {
+		return sessionID{}, fmt.Errorf("sesh: reading random session ID: %w", err)
+	}
+	return id, nil
+}
+
+// parseSessionID decodes a cookie value. Anything but the exact canonical
+// encoding of 32 bytes is refused, before any store is asked.
+func parseSessionID(s string) (sessionID, bool) {
+	var id sessionID
+	if len(s) != idLen {
+		return id, false
+	}
+	n, err := idEncoding.Decode(id[:], []byte(s))
+	if err != nil || n != idBytes {
+		return sessionID{}, false
+	}
+	return id, true
+}
+
+// encode returns the cookie form of the ID.
+func (id sessionID) encode() string { return idEncoding.EncodeToString(id[:]) }
+
+// String and LogValue keep IDs out of logs and error text even when one
+// is printed by mistake.
+func (id sessionID) String() string { return "REDACTED" }
+
+// LogValue implements [slog.LogValuer].
+func (id sessionID) LogValue() slog.Value { return slog.StringValue("REDACTED") }
+
+// storeKey derives the store key of a session ID. The prefix separates
+// session keys from other record kinds.
+func (id sessionID) storeKey() Key {
+	h := sha256.New()
+	h.Write([]byte("sesh/v1/session\x00"))
+	h.Write(id[:])
+	var k Key
+	h.Sum(k[:0])
+	return k
+}

@@ -1,0 +1,266 @@
+package sesh
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/seshgo/sesh/seal"
+)
+
+// Manager loads and commits sessions for HTTP requests. Create one with
+// [New] and wrap handlers with [Manager.Handler]. A Manager is safe for
+// concurrent use; it starts no goroutines.
+type Manager struct {
+	store  Store
+	cfg    Config
+	box    *seal.Box
+	locker Locker
+}
+
+// New returns a Manager keeping sessions in store. It fails when the
+// configuration is unsafe or inconsistent, for example without keys.
+func New(store Store, cfg Config) (*Manager, error) {
+	if store == nil {
+		return nil, errors.New("sesh: New needs a store")
+	}
+	if err := cfg.normalize(); err != nil {
+		return nil, err
+	}
+	m := &Manager{store: store, cfg: cfg, box: cfg.Keys.Box("session")}
+	if l, ok := store.(Locker); ok {
+		m.locker = l
+	} else {
+		m.locker = newLocalLocker()
+	}
+	if cfg.Cookie.InsecureHTTP {
+		cfg.Logger.Warn("sesh: session cookie is not Secure (Cookie.InsecureHTTP); use only for development over plain HTTP")
+	}
+	return m, nil
+}
+
+// Store returns the manager's store.
+func (m *Manager) Store() Store { return m.store }
+
+func (m *Manager) now() time.Time { return m.cfg.Now() }
+
+// maxClockSkew is how far in the future a record's last activity may be
+// (servers sharing a store disagree a little about the time) before the
+// record is taken as expired.
+const maxClockSkew = 5 * time.Minute
+
+// loadState tells what a store lookup found.
+type loadState int
+
+const (
+	stateAbsent loadState = iota // nothing usable: never issued, expired, or corrupt
+	stateLive
+	stateGone // tombstone: destroyed or renewed moments ago
+)
+
+// loaded is a decoded live record.
+type loaded struct {
+	rec     *record
+	version uint64
+}
+
+// load reads and opens the record of id. Store failures and records sealed
+// under unknown keys are errors; anything the client could have caused
+// (unknown, expired or corrupt records) is stateAbsent.
+func (m *Manager) load(ctx context.Context, key Key) (loaded, loadState, error) {
+	ctx, cancel := context.WithTimeout(ctx, m.cfg.StoreTimeout)
+	defer cancel()
+	sr, err := m.store.Load(ctx, key)
+	switch {
+	case err == nil:
+	case errors.Is(err, ErrNotFound):
+		return loaded{}, stateAbsent, nil
+	case errors.Is(err, ErrGone):
+		return loaded{}, stateGone, nil
+	default:
+		return loaded{}, stateAbsent, fmt.Errorf("%w: load: %w", ErrStoreUnavailable, err)
+	}
+	now := m.now()
+	if !sr.Expires.After(now) || sr.Kind != KindSession {
+		return loaded{}, stateAbsent, nil
+	}
+	rec, err := m.open(key, sr.Data)
+	if err != nil {
+		if errors.Is(err, seal.ErrUnknownKey) {
+			// A deployment fault, not client input: answering "no session"
+			// would log the user out everywhere.
+			return loaded{}, stateAbsent, fmt.Errorf("%w: %w", ErrStoreUnavailable, err)
+		}
+		m.cfg.Logger.LogAttrs(ctx, slog.LevelWarn, "sesh: corrupt session record dropped",
+			slog.String("event", "corrupt"), slog.String("store_key", key.String()[:16]))
+		m.remove(ctx, key)
+		return loaded{}, stateAbsent, nil
+	}
+	idle, abs := m.deadlines(rec)
+	// A record last written in the future means the clock went back: a
+	// session must never outlive its deadlines that way.
+	future := rec.lastSeen.After(now.Add(maxClockSkew))
+	if future || !now.Before(idle) || !now.Before(abs) {
+		m.cfg.Logger.LogAttrs(ctx, slog.LevelInfo, "sesh: session expired",
+			slog.String("event", "expired"), slog.String("store_key", key.String()[:16]))
+		m.remove(ctx, key)
+		return loaded{}, stateAbsent, nil
+	}
+	return loaded{rec: rec, version: sr.Version}, stateLive, nil
+}
+
+// remove deletes a dead record, best effort: the record is dead either
+// way, and a store that fails here will fail the next request loudly.
+func (m *Manager) remove(ctx context.Context, key Key) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), m.cfg.StoreTimeout)
+	defer cancel()
+	_ = m.store.Delete(ctx, key, time.Time{})
+}
+
+func (m *Manager) open(key Key, data []byte) (*record, error) {
+	if len(data) > m.cfg.MaxSize+seal.Overhead {
+		return nil, errCorrupt
+	}
+	pt, _, err := m.box.Open(nil, data, key[:])
+	if err != nil {
+		return nil, err
+	}
+	return decodeRecord(pt)
+}
+
+// seal encodes and seals rec for key, refusing oversized records.
+func (m *Manager) seal(key Key, rec *record, version uint64) (Record, error) {
+	buf := make([]byte, 0, rec.encodedSize())
+	pt := rec.appendEncode(buf)
+	if len(pt) > m.cfg.MaxSize {
+		return Record{}, fmt.Errorf("%w: session data is %d bytes, limit %d", ErrTooLarge, len(pt), m.cfg.MaxSize)
+	}
+	data, err := m.box.Seal(make([]byte, 0, len(pt)+seal.Overhead), pt, key[:])
+	if err != nil {
+		return Record{}, err
+	}
+	return Record{Data: data, Version: version, Expires: m.expires(rec), User: rec.user, Kind: KindSession}, nil
+}
+
+// deadlines returns the idle and absolute deadlines of rec.
+func (m *Manager) deadlines(rec *record) (idle, abs time.Time) {
+	it, at := m.cfg.IdleTimeout, m.cfg.AbsoluteTimeout
+	if rec.idle > 0 && rec.idle < it {
+		it = rec.idle
+	}
+	if rec.absolute > 0 && rec.absolute < at {
+		at = rec.absolute
+	}
+	return rec.lastSeen.Add(it), rec.created.Add(at)
+}
+
+// expires returns the earlier of rec's deadlines.
+func (m *Manager) expires(rec *record) time.Time {
+	idle, abs := m.deadlines(rec)
+	if idle.Before(abs) {
+		return idle
+	}
+	return abs
+}
+
+// candidates returns the distinct well-formed session IDs among the
+// request's cookies, at most maxCandidates of them.
+func (m *Manager) candidates(r *http.Request) []sessionID {
+	const maxCandidates = 4
+	var out []sessionID
+	for _, c := range r.CookiesNamed(m.cfg.Cookie.Name) {
+		id, ok := parseSessionID(c.Value)
+		if !ok || slices.Contains(out, id) {
+			continue
+		}
+		out = append(out, id)
+		if len(out) == maxCandidates {
+			break
+		}
+	}
+	return out
+}
+
+// cookie returns the session cookie for value; an empty value gives the
+// deletion cookie.
+func (m *Manager) cookie(value string, abs time.Time) *http.Cookie {
+	cc := &m.cfg.Cookie
+	c := &http.Cookie{
+		Name:        cc.Name,
+		Value:       value,
+		Path:        cc.Path,
+		Domain:      cc.Domain,
+		Secure:      !cc.InsecureHTTP,
+		HttpOnly:    true,
+		SameSite:    cc.SameSite,
+		Partitioned: cc.Partitioned,
+	}
+	switch {
+	case value == "":
+		c.MaxAge = -1
+		c.Expires = time.Unix(1, 0)
+	case cc.Persistent:
+		c.MaxAge = max(int(abs.Sub(m.now())/time.Second), 1)
+	}
+	return c
+}
+
+func clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+func userAgent(r *http.Request) string {
+	ua := r.UserAgent()
+	if len(ua) > 256 {
+		ua = ua[:256]
+	}
+	return ua
+}
+
+// localLocker serialises exclusive requests within one process, for
+// stores that do not implement Locker.
+type localLocker struct {
+	mu   sync.Mutex
+	held map[Key]chan struct{} // closed when released
+}
+
+func newLocalLocker() *localLocker {
+	return &localLocker{held: make(map[Key]chan struct{})}
+}
+
+func (l *localLocker) Lock(ctx context.Context, key Key, _ time.Duration) (func(context.Context) error, error) {
+	for {
+		l.mu.Lock()
+		ch, busy := l.held[key]
+		if !busy {
+			ch = make(chan struct{})
+			l.held[key] = ch
+			l.mu.Unlock()
+			return func(context.Context) error {
+				l.mu.Lock()
+				if l.held[key] == ch {
+					delete(l.held, key)
+					close(ch)
+				}
+				l.mu.Unlock()
+				return nil
+			}, nil
+		}
+		l.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}

@@ -1,0 +1,190 @@
+package sesh
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+)
+
+// Handler returns middleware that gives every request a lazily loaded
+// session (see [FromContext]) and commits it before the first byte of the
+// response: on the first Write, WriteHeader, Flush, ReadFrom or Hijack, or
+// when next returns without writing.
+//
+// If the session cannot be loaded or committed while the response is
+// still unwritten, the error handler writes the response instead of next
+// (503 for a store failure, with no cookie), and whatever next writes
+// after that is discarded. Commits use a context that the client cannot
+// cancel by disconnecting. Changes made by a response with status 500 or
+// above are dropped unless Config.SaveOnServerError is set.
+//
+// The response writer passed to next keeps Flush and Hijack, and unwraps
+// for [http.ResponseController].
+func (m *Manager) Handler(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s := &Session{m: m}
+		rw := &responseWriter{ResponseWriter: w, s: s}
+		r = r.WithContext(context.WithValue(r.Context(), ctxKey{}, s))
+		s.req, s.w = r, rw
+		defer s.release()
+		next.ServeHTTP(rw, r)
+		rw.finish()
+	})
+}
+
+// Exclusive returns middleware that serialises requests on one session:
+// a request through it waits (up to Config.LockTimeout) until no other
+// exclusive request holds the session, loads it, and keeps it until its
+// changes are committed. Use it for read-modify-write of one key, such as
+// a counter or a cart, where compare-and-set merging of different keys is
+// not enough. It must be inside [Manager.Handler], and must run before
+// anything touches the session.
+//
+// Across processes, requests are serialised only if the store implements
+// [Locker]; otherwise only within this process.
+func (m *Manager) Exclusive(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s := FromContext(r.Context())
+		if s.detached || s.m != m {
+			m.cfg.ErrorHandler(w, r, ErrNoMiddleware)
+			return
+		}
+		s.mu.Lock()
+		if s.state != sessUnloaded {
+			s.mu.Unlock()
+			m.cfg.Logger.Error("sesh: Exclusive used after the session was loaded; wrap the route, not an inner handler")
+			m.cfg.ErrorHandler(w, r, errors.New("sesh: Exclusive after load"))
+			return
+		}
+		s.exclusive = true
+		s.mu.Unlock()
+		next.ServeHTTP(w, r)
+	})
+}
+
+// responseWriter commits the session before the response starts.
+type responseWriter struct {
+	http.ResponseWriter
+	s           *Session
+	wroteHeader bool
+	status      int
+	aborted     bool // the error handler answered; next's output is dropped
+}
+
+var errAborted = errors.New("sesh: response replaced by the session error handler")
+
+// start commits the session and reports whether next's output may go
+// out. It runs once, before the first byte.
+func (w *responseWriter) start(status int) bool {
+	if w.wroteHeader {
+		return !w.aborted
+	}
+	w.wroteHeader, w.status = true, status
+	s := w.s
+	s.mu.Lock()
+	if s.state == sessLoaded {
+		addVary(w.Header())
+	}
+	s.mu.Unlock()
+	err := s.commit(false, status)
+	s.release()
+	if err == nil {
+		return true
+	}
+	w.aborted = true
+	h := w.Header()
+	clear(h)
+	s.m.cfg.Logger.LogAttrs(s.req.Context(), slog.LevelWarn, "sesh: session commit failed", slog.String("error", err.Error()))
+	s.m.cfg.ErrorHandler(w.ResponseWriter, s.req, err)
+	return false
+}
+
+// WriteHeader implements [http.ResponseWriter].
+func (w *responseWriter) WriteHeader(code int) {
+	if code >= 100 && code < 200 && code != http.StatusSwitchingProtocols {
+		if !w.wroteHeader {
+			w.ResponseWriter.WriteHeader(code)
+		}
+		return
+	}
+	if w.wroteHeader {
+		if !w.aborted {
+			w.ResponseWriter.WriteHeader(code) // let net/http report the superfluous call
+		}
+		return
+	}
+	if w.start(code) {
+		w.ResponseWriter.WriteHeader(code)
+	}
+}
+
+// Write implements [http.ResponseWriter].
+func (w *responseWriter) Write(b []byte) (int, error) {
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	if w.aborted {
+		return 0, errAborted
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// ReadFrom keeps io.Copy on the underlying writer's fast path.
+func (w *responseWriter) ReadFrom(src io.Reader) (int64, error) {
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	if w.aborted {
+		return 0, errAborted
+	}
+	if rf, ok := w.ResponseWriter.(io.ReaderFrom); ok {
+		return rf.ReadFrom(src)
+	}
+	return io.Copy(w.ResponseWriter, src)
+}
+
+// Flush implements [http.Flusher]; it commits the session first.
+func (w *responseWriter) Flush() {
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	if !w.aborted {
+		_ = http.NewResponseController(w.ResponseWriter).Flush()
+	}
+}
+
+// Hijack implements [http.Hijacker]; it commits the session first.
+func (w *responseWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	if !w.wroteHeader && !w.start(http.StatusSwitchingProtocols) {
+		return nil, nil, errAborted
+	}
+	return http.NewResponseController(w.ResponseWriter).Hijack()
+}
+
+// Unwrap lets [http.ResponseController] reach the underlying writer.
+func (w *responseWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// finish runs after next returns.
+func (w *responseWriter) finish() {
+	if !w.wroteHeader {
+		if w.start(http.StatusOK) {
+			// Nothing was written: the server will send 200 with our headers.
+			return
+		}
+		return
+	}
+	if w.aborted {
+		return
+	}
+	// Changes made after the response started: save them if the cookie the
+	// browser holds already names the session; a new session cannot be
+	// created without a cookie.
+	if err := w.s.commit(true, w.status); err != nil {
+		w.s.m.cfg.Logger.LogAttrs(w.s.req.Context(), slog.LevelError,
+			"sesh: session changes made after the response started were not saved", slog.String("error", err.Error()))
+	}
+}

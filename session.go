@@ -1,0 +1,893 @@
+package sesh
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+)
+
+// Session is one request's view of a session. The middleware creates it
+// and puts it in the request context; get it with [FromContext]. Nothing
+// is read from the store until a method needs the data, and nothing is
+// written unless something changed.
+//
+// A Session is safe for concurrent use by the goroutines of one request.
+// It must not be used after the request's handler returns.
+type Session struct {
+	m   *Manager
+	req *http.Request
+	w   *responseWriter
+
+	detached bool // no middleware: every access fails with ErrNoMiddleware; never changes
+
+	mu     sync.Mutex
+	state  sessState
+	failed error // sticky load failure
+
+	presented  bool      // the request carried a session cookie
+	id         sessionID // ID of the live session, valid when version > 0
+	key        Key
+	rec        *record // last known content; nil when there is no live record
+	version    uint64  // 0: no live record under key
+	gone       bool    // the presented ID was destroyed or renewed moments ago
+	exclusive  bool
+	unlock     func(context.Context) error
+	sentCookie bool // this request's response carries the session cookie
+
+	// Pending changes, re-applied to the newest version on conflict.
+	changes     map[string]change
+	cleared     bool
+	userSet     bool
+	user        string
+	authTime    time.Time
+	flagsSet    bool
+	flags       uint64
+	timeoutsSet bool
+	idle        time.Duration
+	absolute    time.Duration
+	renew       bool // save under a fresh ID and retire the current one
+	retire      []Key
+
+	// Flash state of this request.
+	flashNow []Message
+	popped   map[string]Message // flash keys consumed by this request
+	kept     []Message
+}
+
+type sessState uint8
+
+const (
+	sessUnloaded sessState = iota
+	sessLoaded
+)
+
+type change struct {
+	val []byte
+	del bool
+}
+
+type ctxKey struct{}
+
+// FromContext returns the session of the request whose context is ctx.
+// Outside the manager's middleware it returns a session on which every
+// read finds nothing and every write fails with ErrNoMiddleware.
+func FromContext(ctx context.Context) *Session {
+	if s, ok := ctx.Value(ctxKey{}).(*Session); ok {
+		return s
+	}
+	return &Session{detached: true, state: sessLoaded, failed: ErrNoMiddleware}
+}
+
+// ensure loads the session if it is not loaded yet and reports whether it
+// is usable. The caller holds s.mu.
+func (s *Session) ensure() bool {
+	if s.state == sessUnloaded {
+		s.state = sessLoaded
+		s.failed = s.loadLocked()
+	}
+	return s.failed == nil
+}
+
+// loadLocked finds the live session among the request's cookies.
+func (s *Session) loadLocked() error {
+	m := s.m
+	cands := m.candidates(s.req)
+	if len(cands) == 0 {
+		return nil
+	}
+	s.presented = true
+	ctx := s.req.Context()
+	if s.exclusive && len(cands) == 1 {
+		if err := s.lock(cands[0].storeKey()); err != nil {
+			return err
+		}
+	}
+	var live []sessionID
+	var found loaded
+	for _, id := range cands {
+		l, st, err := m.load(ctx, id.storeKey())
+		if err != nil {
+			return err
+		}
+		switch st {
+		case stateLive:
+			live = append(live, id)
+			found = l
+		case stateGone:
+			s.gone = true
+		}
+	}
+	switch len(live) {
+	case 0:
+		return nil
+	case 1:
+	default:
+		// Two valid sessions in one request: a cookie was tossed in from a
+		// sibling domain or path. Trust neither.
+		m.cfg.Logger.LogAttrs(ctx, slog.LevelWarn, "sesh: several valid session cookies; none used",
+			slog.String("event", "duplicate_cookie"))
+		s.gone = false
+		return nil
+	}
+	s.gone = false
+	s.id, s.key = live[0], live[0].storeKey()
+	if s.exclusive && s.unlock == nil {
+		if err := s.lock(s.key); err != nil {
+			return err
+		}
+		l, st, err := m.load(ctx, s.key)
+		if err != nil {
+			return err
+		}
+		if st != stateLive {
+			s.gone = st == stateGone
+			return nil
+		}
+		found = l
+	}
+	s.rec, s.version = found.rec, found.version
+	return nil
+}
+
+func (s *Session) lock(key Key) error {
+	ctx, cancel := context.WithTimeout(s.req.Context(), s.m.cfg.LockTimeout)
+	defer cancel()
+	unlock, err := s.m.locker.Lock(ctx, key, s.m.cfg.LockTTL)
+	if err != nil {
+		if ctx.Err() != nil && s.req.Context().Err() == nil {
+			return ErrLockTimeout
+		}
+		return fmt.Errorf("%w: lock: %w", ErrStoreUnavailable, err)
+	}
+	s.unlock = unlock
+	return nil
+}
+
+// release drops the exclusive lock, if held.
+func (s *Session) release() {
+	s.mu.Lock()
+	unlock := s.unlock
+	s.unlock = nil
+	s.mu.Unlock()
+	if unlock != nil {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(s.req.Context()), s.m.cfg.StoreTimeout)
+		defer cancel()
+		_ = unlock(ctx)
+	}
+}
+
+// Err returns the error that made the session unusable, if any: a store
+// failure while loading, or ErrNoMiddleware. The middleware answers such a
+// request through the error handler, whatever the handler writes.
+func (s *Session) Err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.ensure()
+	return s.failed
+}
+
+// Scope is where values live: a [*Session] or one of its [Bag]s.
+type Scope interface {
+	scope() (*Session, string)
+}
+
+func (s *Session) scope() (*Session, string) { return s, "" }
+
+// Bag is a namespace of values inside a session, such as a cart or a
+// wizard's state, so that parts of an application cannot clash on key
+// names. Its keys are separate from the session's own.
+type Bag struct {
+	s      *Session
+	prefix string
+}
+
+func (b Bag) scope() (*Session, string) { return b.s, b.prefix }
+
+// Bag returns the bag called name. Names follow the rules of value keys.
+func (s *Session) Bag(name string) Bag {
+	return Bag{s: s, prefix: bagPrefix + name + "\x00"}
+}
+
+const (
+	internalPrefix = "\x00" // library data, such as flash messages
+	bagPrefix      = "\x01"
+	maxKeyLen      = 256
+)
+
+func validKey(k string) bool {
+	return k != "" && len(k) <= maxKeyLen && k[0] != 0 && k[0] != 1 && utf8.ValidString(k)
+}
+
+// value returns the current raw value of full key k. The caller holds s.mu
+// and has called ensure.
+func (s *Session) value(k string) ([]byte, bool) {
+	if c, ok := s.changes[k]; ok {
+		return c.val, !c.del
+	}
+	if s.cleared || s.rec == nil {
+		return nil, false
+	}
+	v, ok := s.rec.values[k]
+	return v, ok
+}
+
+func (s *Session) setChange(k string, c change) {
+	if s.changes == nil {
+		s.changes = make(map[string]change)
+	}
+	s.changes[k] = c
+}
+
+// keys returns the sorted full keys with the given prefix that have a
+// value. The caller holds s.mu.
+func (s *Session) keys(prefix string, root bool) []string {
+	var out []string
+	add := func(k string) {
+		if !strings.HasPrefix(k, prefix) {
+			return
+		}
+		if root && (k[0] == 0 || k[0] == 1) {
+			return
+		}
+		if _, ok := s.value(k); ok {
+			out = append(out, k)
+		}
+	}
+	if s.rec != nil && !s.cleared {
+		for k := range s.rec.values {
+			add(k)
+		}
+	}
+	for k := range s.changes {
+		add(k)
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// size returns the encoded size of the session as it would be saved.
+func (s *Session) sizeWith(k string, v []byte) int {
+	n := 64 + len(s.user)
+	if s.rec != nil {
+		n += len(s.rec.user) + len(s.rec.ip) + len(s.rec.ua)
+	}
+	seen := func(key string, val []byte) {
+		if key == k {
+			return
+		}
+		n += len(key) + len(val) + 4
+	}
+	if s.rec != nil && !s.cleared {
+		for key, val := range s.rec.values {
+			if _, changed := s.changes[key]; !changed {
+				seen(key, val)
+			}
+		}
+	}
+	for key, c := range s.changes {
+		if !c.del {
+			seen(key, c.val)
+		}
+	}
+	return n + len(k) + len(v) + 4
+}
+
+// setRaw stores v under full key k.
+func (s *Session) setRaw(k string, v []byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.ensure() {
+		return s.failed
+	}
+	if n := s.sizeWith(k, v); n > s.m.cfg.MaxSize {
+		return fmt.Errorf("%w: session data would be about %d bytes, limit %d", ErrTooLarge, n, s.m.cfg.MaxSize)
+	}
+	s.setChange(k, change{val: v})
+	return nil
+}
+
+func (s *Session) getRaw(k string) ([]byte, bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.ensure() {
+		return nil, false, s.failed
+	}
+	v, ok := s.value(k)
+	return v, ok, nil
+}
+
+func (s *Session) deleteRaw(k string) ([]byte, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.ensure() {
+		return nil, false
+	}
+	v, ok := s.value(k)
+	if ok {
+		s.setChange(k, change{del: true})
+	}
+	return v, ok
+}
+
+func fullKey(sc Scope, key string) (*Session, string, error) {
+	s, prefix := sc.scope()
+	if s == nil {
+		return nil, "", ErrNoMiddleware
+	}
+	if !validKey(key) {
+		return s, "", fmt.Errorf("%w: %q", ErrInvalidKey, key)
+	}
+	return s, prefix + key, nil
+}
+
+// Lookup decodes the value under key into a T. It returns ErrNoValue when
+// the key has no value, the codec's error when the value is not a T, and
+// the session's error when it could not be loaded.
+func Lookup[T any](sc Scope, key string) (T, error) {
+	var v T
+	s, k, err := fullKey(sc, key)
+	if err != nil {
+		return v, err
+	}
+	if s.detached {
+		return v, ErrNoMiddleware
+	}
+	raw, ok, err := s.getRaw(k)
+	if err != nil {
+		return v, err
+	}
+	if !ok {
+		return v, ErrNoValue
+	}
+	if err := s.m.cfg.Codec.Decode(raw, &v); err != nil {
+		var zero T
+		return zero, fmt.Errorf("sesh: decoding %q: %w", key, err)
+	}
+	return v, nil
+}
+
+// Get returns the value under key as a T, and whether there was one that
+// decodes as a T. Use [Lookup] to tell the reasons for a miss apart.
+func Get[T any](sc Scope, key string) (T, bool) {
+	v, err := Lookup[T](sc, key)
+	return v, err == nil
+}
+
+// Pop returns the value under key as a T and deletes it. The key is
+// deleted even when its value does not decode as a T.
+func Pop[T any](sc Scope, key string) (T, bool) {
+	var v T
+	s, k, err := fullKey(sc, key)
+	if err != nil || s.detached {
+		return v, false
+	}
+	raw, ok := s.deleteRaw(k)
+	if !ok {
+		return v, false
+	}
+	if err := s.m.cfg.Codec.Decode(raw, &v); err != nil {
+		var zero T
+		return zero, false
+	}
+	return v, true
+}
+
+// Set encodes v with the manager's codec and stores it under key. It
+// fails with ErrTooLarge, before anything is written, when the session
+// would exceed its size limit.
+func (s *Session) Set(key string, v any) error { return set(s, key, v) }
+
+// Set stores v under key in the bag; see [Session.Set].
+func (b Bag) Set(key string, v any) error { return set(b, key, v) }
+
+func set(sc Scope, key string, v any) error {
+	s, k, err := fullKey(sc, key)
+	if err != nil {
+		return err
+	}
+	if s.detached {
+		return ErrNoMiddleware
+	}
+	raw, err := s.m.cfg.Codec.Encode(v)
+	if err != nil {
+		return fmt.Errorf("sesh: encoding %q: %w", key, err)
+	}
+	return s.setRaw(k, raw)
+}
+
+// Delete removes key's value, if any.
+func (s *Session) Delete(key string) { del(s, key) }
+
+// Delete removes key's value from the bag, if any.
+func (b Bag) Delete(key string) { del(b, key) }
+
+func del(sc Scope, key string) {
+	if s, k, err := fullKey(sc, key); err == nil && !s.detached {
+		s.deleteRaw(k)
+	}
+}
+
+// Has reports whether key has a value.
+func (s *Session) Has(key string) bool { return has(s, key) }
+
+// Has reports whether key has a value in the bag.
+func (b Bag) Has(key string) bool { return has(b, key) }
+
+func has(sc Scope, key string) bool {
+	s, k, err := fullKey(sc, key)
+	if err != nil || s.detached {
+		return false
+	}
+	_, ok, _ := s.getRaw(k)
+	return ok
+}
+
+// Keys returns the session's own keys (not those of its bags), sorted.
+func (s *Session) Keys() []string { return keysOf(s) }
+
+// Keys returns the bag's keys, sorted.
+func (b Bag) Keys() []string { return keysOf(b) }
+
+func keysOf(sc Scope) []string {
+	s, prefix := sc.scope()
+	if s == nil || s.detached {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.ensure() {
+		return nil
+	}
+	full := s.keys(prefix, prefix == "")
+	for i, k := range full {
+		full[i] = k[len(prefix):]
+	}
+	return full
+}
+
+// Clear removes every key of the bag.
+func (b Bag) Clear() {
+	s := b.s
+	if s == nil || s.detached {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.ensure() {
+		return
+	}
+	for _, k := range s.keys(b.prefix, false) {
+		s.setChange(k, change{del: true})
+	}
+}
+
+// Clear removes every value of the session, its bags and its flash
+// messages. The session itself, its ID and its user stay.
+func (s *Session) Clear() {
+	if s.detached {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.ensure() {
+		return
+	}
+	s.cleared = true
+	s.changes = nil
+}
+
+// IsNew reports whether the session has no stored record yet: the request
+// carried no valid session cookie, or the session it named has ended.
+func (s *Session) IsNew() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.ensure()
+	return s.version == 0
+}
+
+// Renew gives the session a new ID at commit, keeping its data, and ends
+// the old ID: requests still using it can neither write to it nor replace
+// the new cookie. Call it whenever privileges change; [Session.Login]
+// calls it for you.
+func (s *Session) Renew() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ensure() {
+		s.renew = true
+	}
+}
+
+// Destroy ends the session: its record is deleted at commit, its ID dies,
+// and the browser is told to delete the cookie. Values set afterwards go
+// to a new session with a new ID.
+func (s *Session) Destroy() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.ensure() {
+		return
+	}
+	if s.version > 0 {
+		s.retire = append(s.retire, s.key)
+	}
+	s.rec, s.version = nil, 0
+	s.changes, s.cleared = nil, false
+	s.userSet, s.flagsSet, s.timeoutsSet, s.renew = false, false, false, false
+	s.popped = nil
+}
+
+// Login renews the session ID, binds the session to user and records the
+// authentication time. Pass the user's stable identifier, never a secret.
+func (s *Session) Login(user string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.ensure() {
+		return
+	}
+	s.renew = true
+	s.userSet, s.user, s.authTime = true, user, s.m.now()
+	s.flagsSet, s.flags = true, 0
+}
+
+// Logout destroys the session; see [Session.Destroy].
+func (s *Session) Logout() { s.Destroy() }
+
+// User returns the user the session is bound to, or "".
+func (s *Session) User() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.ensure() {
+		return ""
+	}
+	if s.userSet {
+		return s.user
+	}
+	if s.rec != nil {
+		return s.rec.user
+	}
+	return ""
+}
+
+// Created returns when the session was created; zero for a new session.
+func (s *Session) Created() time.Time { return s.meta(func(r *record) time.Time { return r.created }) }
+
+// LastSeen returns the previous activity recorded for the session; zero
+// for a new session.
+func (s *Session) LastSeen() time.Time {
+	return s.meta(func(r *record) time.Time { return r.lastSeen })
+}
+
+// AuthTime returns when the user last authenticated in this session; zero
+// if never.
+func (s *Session) AuthTime() time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.ensure() {
+		return time.Time{}
+	}
+	if s.userSet {
+		return s.authTime
+	}
+	if s.rec != nil {
+		return s.rec.authTime
+	}
+	return time.Time{}
+}
+
+// AuthAge returns how long ago the user last authenticated, and false if
+// the session is not authenticated. Use it to demand re-authentication
+// before sensitive actions.
+func (s *Session) AuthAge() (time.Duration, bool) {
+	t := s.AuthTime()
+	if t.IsZero() {
+		return 0, false
+	}
+	return s.m.now().Sub(t), true
+}
+
+func (s *Session) meta(f func(*record) time.Time) time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.ensure() || s.rec == nil {
+		return time.Time{}
+	}
+	return f(s.rec)
+}
+
+// SetTimeouts shortens this session's idle and absolute timeouts, for
+// example for a privileged session. A zero value keeps the manager's
+// default; values above the manager's are capped to it.
+func (s *Session) SetTimeouts(idle, absolute time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ensure() {
+		s.timeoutsSet, s.idle, s.absolute = true, max(idle, 0), max(absolute, 0)
+	}
+}
+
+// dirty reports whether the session has changes to save. Caller holds mu.
+func (s *Session) dirty() bool {
+	return len(s.changes) > 0 || s.cleared || s.userSet || s.flagsSet || s.timeoutsSet || s.renew
+}
+
+// apply returns base with the pending changes applied, as of now.
+func (s *Session) apply(base *record, now time.Time) *record {
+	next := &record{}
+	if base != nil {
+		*next = *base
+		next.values = maps.Clone(base.values)
+	} else {
+		next.created = now
+		next.ip = clientIP(s.req)
+		next.ua = userAgent(s.req)
+	}
+	if next.values == nil || s.cleared {
+		next.values = make(map[string][]byte, len(s.changes))
+	}
+	for k, c := range s.changes {
+		if c.del {
+			delete(next.values, k)
+		} else {
+			next.values[k] = c.val
+		}
+	}
+	if s.userSet {
+		next.user, next.authTime = s.user, s.authTime
+	}
+	if s.flagsSet {
+		next.flags = s.flags
+	}
+	if s.timeoutsSet {
+		next.idle, next.absolute = s.idle, s.absolute
+	}
+	next.lastSeen = now
+	return next
+}
+
+func (s *Session) resetPending() {
+	s.changes, s.cleared = nil, false
+	s.userSet, s.flagsSet, s.timeoutsSet, s.renew = false, false, false, false
+	s.retire = nil
+}
+
+// hasContent reports whether a record is worth storing.
+func hasContent(r *record) bool { return len(r.values) > 0 || r.user != "" }
+
+// maxAttempts bounds compare-and-set retries of one commit. Every round
+// some writer succeeds, so this is only reached under extreme contention.
+const maxAttempts = 256
+
+// Commit saves the session now, for handlers that stream their response
+// and want errors before the first byte. It sets the cookie if the
+// response headers are not sent yet; once they are, a new session cannot
+// be committed and Commit returns ErrHeadersSent. The middleware commits
+// again at the end if there are further changes.
+func (s *Session) Commit() error {
+	if s.detached {
+		return ErrNoMiddleware
+	}
+	headersSent := s.w != nil && s.w.wroteHeader
+	return s.commit(headersSent, 0)
+}
+
+// commit saves pending changes. status is the response status, or 0 when
+// not known yet.
+func (s *Session) commit(headersSent bool, status int) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.state != sessLoaded {
+		return nil
+	}
+	if s.failed != nil {
+		return s.failed
+	}
+	if status >= 500 && !s.m.cfg.SaveOnServerError {
+		s.resetPending()
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(s.req.Context()), s.m.cfg.StoreTimeout)
+	defer cancel()
+	var hdr http.Header
+	if s.w != nil && !headersSent {
+		hdr = s.w.Header()
+	}
+	return s.commitLocked(ctx, hdr)
+}
+
+// commitLocked does the work of commit. hdr is nil once headers are sent.
+func (s *Session) commitLocked(ctx context.Context, hdr http.Header) error {
+	m := s.m
+	now := m.now()
+	if s.version > 0 && !s.renew {
+		if s.dirty() {
+			return s.saveLive(ctx, now, false)
+		}
+		if now.Sub(s.rec.lastSeen) >= m.cfg.TouchInterval {
+			return s.saveLive(ctx, now, true)
+		}
+		return nil
+	}
+	if s.gone && !s.renew && len(s.retire) == 0 && s.dirty() {
+		// The ID was ended by another request while this one ran; saving
+		// under a new ID would replace the browser's new cookie.
+		s.resetPending()
+		return ErrSessionGone
+	}
+	next := s.apply(s.rec, now)
+	created := false
+	if hasContent(next) {
+		if hdr == nil {
+			return ErrHeadersSent
+		}
+		if s.version > 0 {
+			s.retire = append(s.retire, s.key)
+		}
+		var err error
+		if created, err = s.create(ctx, next, hdr); err != nil {
+			return err
+		}
+	}
+	if len(s.retire) > 0 {
+		tomb := now.Add(m.cfg.TombstoneTTL)
+		for _, k := range s.retire {
+			dctx, cancel := context.WithTimeout(ctx, m.cfg.StoreTimeout)
+			err := m.store.Delete(dctx, k, tomb)
+			cancel()
+			if err != nil {
+				if created {
+					// Do not leave two live sessions: undo the new one.
+					m.remove(ctx, s.key)
+					s.rec, s.version = nil, 0
+					hdr.Del("Set-Cookie")
+				}
+				return fmt.Errorf("%w: delete: %w", ErrStoreUnavailable, err)
+			}
+		}
+	}
+	if !created && s.presented && len(s.retire) > 0 && hdr != nil {
+		setCookie(hdr, m.cookie("", time.Time{}))
+	}
+	s.resetPending()
+	return nil
+}
+
+// create saves next under a fresh ID and sets the cookie.
+func (s *Session) create(ctx context.Context, next *record, hdr http.Header) (bool, error) {
+	for range 3 {
+		id, err := newSessionID()
+		if err != nil {
+			return false, err
+		}
+		key := id.storeKey()
+		sr, err := s.m.seal(key, next, 1)
+		if err != nil {
+			return false, err
+		}
+		err = s.m.store.Save(ctx, key, sr, 0)
+		if errors.Is(err, ErrConflict) {
+			continue // a 2^-256 event, or a broken random source
+		}
+		if err != nil {
+			return false, fmt.Errorf("%w: save: %w", ErrStoreUnavailable, err)
+		}
+		s.id, s.key, s.rec, s.version = id, key, next, 1
+		s.gone = false
+		_, abs := s.m.deadlines(next)
+		setCookie(hdr, s.m.cookie(id.encode(), abs))
+		s.sentCookie = true
+		return true, nil
+	}
+	return false, fmt.Errorf("%w: could not create a unique session", ErrStoreUnavailable)
+}
+
+// saveLive writes the pending changes to the live record with
+// compare-and-set, re-applying them to the newest version on conflict.
+// A touch (no changes, only the activity time) gives up on conflict:
+// the writer that won recorded the activity.
+func (s *Session) saveLive(ctx context.Context, now time.Time, touch bool) error {
+	m := s.m
+	for attempt := 0; ; attempt++ {
+		next := s.apply(s.rec, now)
+		sr, err := m.seal(s.key, next, s.version+1)
+		if err != nil {
+			return err
+		}
+		err = m.store.Save(ctx, s.key, sr, s.version)
+		if err == nil {
+			s.rec, s.version = next, s.version+1
+			s.resetPending()
+			if m.cfg.Cookie.Persistent && s.w != nil && !s.w.wroteHeader {
+				_, abs := m.deadlines(next)
+				setCookie(s.w.Header(), m.cookie(s.id.encode(), abs))
+			}
+			return nil
+		}
+		if !errors.Is(err, ErrConflict) {
+			return fmt.Errorf("%w: save: %w", ErrStoreUnavailable, err)
+		}
+		if touch {
+			return nil
+		}
+		if attempt == maxAttempts {
+			return fmt.Errorf("%w: save: too many concurrent writers", ErrStoreUnavailable)
+		}
+		l, st, err := m.load(ctx, s.key)
+		if err != nil {
+			return err
+		}
+		if st != stateLive {
+			s.rec, s.version = nil, 0
+			s.resetPending()
+			s.popped = nil
+			return ErrSessionGone
+		}
+		s.rec, s.version = l.rec, l.version
+		// Flash messages this request popped but another request popped
+		// first are not this request's to show.
+		for k := range s.popped {
+			if c, pending := s.changes[k]; !pending || !c.del {
+				continue
+			}
+			if _, ok := l.rec.values[k]; !ok {
+				delete(s.popped, k)
+				delete(s.changes, k)
+			}
+		}
+	}
+}
+
+// setCookie replaces any session cookie already in hdr with c, and marks
+// the response uncacheable.
+func setCookie(hdr http.Header, c *http.Cookie) {
+	prefix := c.Name + "="
+	kept := hdr["Set-Cookie"][:0]
+	for _, v := range hdr["Set-Cookie"] {
+		if !strings.HasPrefix(v, prefix) {
+			kept = append(kept, v)
+		}
+	}
+	hdr["Set-Cookie"] = kept
+	if v := c.String(); v != "" {
+		hdr.Add("Set-Cookie", v)
+	}
+	hdr.Set("Cache-Control", "no-store")
+	addVary(hdr)
+}
+
+func addVary(hdr http.Header) {
+	for _, v := range hdr.Values("Vary") {
+		for f := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(f), "Cookie") {
+				return
+			}
+		}
+	}
+	hdr.Add("Vary", "Cookie")
+}
