@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -79,6 +80,30 @@ type Config struct {
 	// Logger receives warnings and security events (default: discard).
 	// Session IDs and tokens are never logged.
 	Logger *slog.Logger
+
+	// BindUserAgent compares each request's User-Agent with the one the
+	// session was created with; BindIP compares the client's network
+	// (IPv4Prefix and IPv6Prefix bits, default /24 and /48). Both are off
+	// by default: user agents change with browser updates, and mobile
+	// clients change networks. With PolicyLog a network change is
+	// reported once per change.
+	BindUserAgent Policy
+	BindIP        Policy
+	IPv4Prefix    int
+	IPv6Prefix    int
+
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For header
+	// names the client. Forwarded headers from any other peer are ignored.
+	TrustedProxies []netip.Prefix
+
+	// ClearSiteData is the Clear-Site-Data header value sent when a
+	// session is destroyed by Logout (default `"cookies"`); "-" sends
+	// none.
+	ClearSiteData string
+
+	// Observer receives lifecycle and security events (default: a
+	// [NewSlogObserver] on Logger).
+	Observer Observer
 
 	// Now is the clock (default time.Now). Tests inject their own.
 	Now func() time.Time
@@ -190,6 +215,24 @@ func (c *Config) normalize() error {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.IPv4Prefix == 0 {
+		c.IPv4Prefix = 24
+	}
+	if c.IPv6Prefix == 0 {
+		c.IPv6Prefix = 48
+	}
+	if c.IPv4Prefix < 0 || c.IPv4Prefix > 32 || c.IPv6Prefix < 0 || c.IPv6Prefix > 128 {
+		return errors.New("sesh: Config.IPv4Prefix must be 0..32 and IPv6Prefix 0..128")
+	}
+	if c.BindUserAgent > PolicyEnforce || c.BindIP > PolicyEnforce {
+		return errors.New("sesh: unknown binding Policy")
+	}
+	if c.ClearSiteData == "" {
+		c.ClearSiteData = `"cookies"`
+	}
+	if c.Observer == nil {
+		c.Observer = NewSlogObserver(c.Logger)
 	}
 	if c.Now == nil {
 		c.Now = time.Now

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
-	"net"
 	"net/http"
 	"slices"
 	"sync"
@@ -43,6 +41,20 @@ func New(store Store, cfg Config) (*Manager, error) {
 		cfg.Logger.Warn("sesh: session cookie is not Secure (Cookie.InsecureHTTP); use only for development over plain HTTP")
 	}
 	return m, nil
+}
+
+// Sweep removes up to limit dead records and tombstones from the store,
+// if it needs explicit sweeping ([Sweeper]), and returns how many it
+// removed; stores with native expiry return 0. Nothing sweeps in the
+// background: call Sweep from a ticker in your application (a few hundred
+// records every few seconds keeps a busy store clean) or run
+// `seshctl sweep` from cron. Each call does bounded work.
+func (m *Manager) Sweep(ctx context.Context, limit int) (int, error) {
+	sw, ok := m.store.(Sweeper)
+	if !ok || limit <= 0 {
+		return 0, nil
+	}
+	return sw.Sweep(ctx, limit)
 }
 
 // Store returns the manager's store.
@@ -97,8 +109,7 @@ func (m *Manager) load(ctx context.Context, key Key) (loaded, loadState, error) 
 			// would log the user out everywhere.
 			return loaded{}, stateAbsent, fmt.Errorf("%w: %w", ErrStoreUnavailable, err)
 		}
-		m.cfg.Logger.LogAttrs(ctx, slog.LevelWarn, "sesh: corrupt session record dropped",
-			slog.String("event", "corrupt"), slog.String("store_key", key.String()[:16]))
+		m.Report(ctx, Event{Kind: EventCorrupt, Handle: handle(key), Detail: "undecodable session record dropped"})
 		m.remove(ctx, key)
 		return loaded{}, stateAbsent, nil
 	}
@@ -107,8 +118,7 @@ func (m *Manager) load(ctx context.Context, key Key) (loaded, loadState, error) 
 	// session must never outlive its deadlines that way.
 	future := rec.lastSeen.After(now.Add(maxClockSkew))
 	if future || !now.Before(idle) || !now.Before(abs) {
-		m.cfg.Logger.LogAttrs(ctx, slog.LevelInfo, "sesh: session expired",
-			slog.String("event", "expired"), slog.String("store_key", key.String()[:16]))
+		m.Report(ctx, Event{Kind: EventExpired, User: rec.user, Handle: handle(key)})
 		m.remove(ctx, key)
 		return loaded{}, stateAbsent, nil
 	}
@@ -209,14 +219,6 @@ func (m *Manager) cookie(value string, abs time.Time) *http.Cookie {
 		c.MaxAge = max(int(abs.Sub(m.now())/time.Second), 1)
 	}
 	return c
-}
-
-func clientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
 }
 
 func userAgent(r *http.Request) string {

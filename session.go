@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"maps"
 	"net/http"
 	"slices"
@@ -55,6 +54,8 @@ type Session struct {
 	absolute    time.Duration
 	renew       bool // save under a fresh ID and retire the current one
 	retire      []Key
+	logout      bool   // the retirement is a logout
+	newIP       string // the session moved to this network (PolicyLog)
 
 	// Flash state of this request.
 	flashNow []Message
@@ -132,8 +133,7 @@ func (s *Session) loadLocked() error {
 	default:
 		// Two valid sessions in one request: a cookie was tossed in from a
 		// sibling domain or path. Trust neither.
-		m.cfg.Logger.LogAttrs(ctx, slog.LevelWarn, "sesh: several valid session cookies; none used",
-			slog.String("event", "duplicate_cookie"))
+		s.report(EventDuplicateCookie, "", "several valid session cookies; none used")
 		s.gone = false
 		return nil
 	}
@@ -153,8 +153,22 @@ func (s *Session) loadLocked() error {
 		}
 		found = l
 	}
-	s.rec, s.version = found.rec, found.version
+	keep, newIP := s.checkBinding(found.rec)
+	if !keep {
+		s.key = Key{}
+		return nil
+	}
+	s.rec, s.version, s.newIP = found.rec, found.version, newIP
 	return nil
+}
+
+// report sends an event about this request's session.
+func (s *Session) report(kind EventKind, user, detail string) {
+	e := Event{Kind: kind, User: user, IP: s.m.clientIP(s.req).String(), UserAgent: userAgent(s.req), Detail: detail}
+	if !s.key.IsZero() {
+		e.Handle = handle(s.key)
+	}
+	s.m.Report(s.req.Context(), e)
 }
 
 func (s *Session) lock(key Key) error {
@@ -522,6 +536,7 @@ func (s *Session) Renew() {
 	defer s.mu.Unlock()
 	if s.ensure() {
 		s.renew = true
+		s.dropSecrets()
 	}
 }
 
@@ -540,7 +555,7 @@ func (s *Session) Destroy() {
 	s.rec, s.version = nil, 0
 	s.changes, s.cleared = nil, false
 	s.userSet, s.flagsSet, s.timeoutsSet, s.renew = false, false, false, false
-	s.popped = nil
+	s.popped, s.newIP = nil, ""
 }
 
 // Login renews the session ID, binds the session to user and records the
@@ -552,12 +567,23 @@ func (s *Session) Login(user string) {
 		return
 	}
 	s.renew = true
+	s.dropSecrets()
 	s.userSet, s.user, s.authTime = true, user, s.m.now()
 	s.flagsSet, s.flags = true, 0
 }
 
-// Logout destroys the session; see [Session.Destroy].
-func (s *Session) Logout() { s.Destroy() }
+// Logout destroys the session (see [Session.Destroy]), reports a logout
+// event, and asks the browser to clear the site's cookies with
+// Clear-Site-Data (see Config.ClearSiteData).
+func (s *Session) Logout() {
+	if s.detached {
+		return
+	}
+	s.Destroy()
+	s.mu.Lock()
+	s.logout = true
+	s.mu.Unlock()
+}
 
 // User returns the user the session is bound to, or "".
 func (s *Session) User() string {
@@ -634,7 +660,7 @@ func (s *Session) SetTimeouts(idle, absolute time.Duration) {
 
 // dirty reports whether the session has changes to save. Caller holds mu.
 func (s *Session) dirty() bool {
-	return len(s.changes) > 0 || s.cleared || s.userSet || s.flagsSet || s.timeoutsSet || s.renew
+	return len(s.changes) > 0 || s.cleared || s.userSet || s.flagsSet || s.timeoutsSet || s.renew || s.newIP != ""
 }
 
 // apply returns base with the pending changes applied, as of now.
@@ -645,7 +671,7 @@ func (s *Session) apply(base *record, now time.Time) *record {
 		next.values = maps.Clone(base.values)
 	} else {
 		next.created = now
-		next.ip = clientIP(s.req)
+		next.ip = s.m.clientIP(s.req).String()
 		next.ua = userAgent(s.req)
 	}
 	if next.values == nil || s.cleared {
@@ -667,6 +693,9 @@ func (s *Session) apply(base *record, now time.Time) *record {
 	if s.timeoutsSet {
 		next.idle, next.absolute = s.idle, s.absolute
 	}
+	if s.newIP != "" {
+		next.ip = s.newIP
+	}
 	next.lastSeen = now
 	return next
 }
@@ -674,7 +703,7 @@ func (s *Session) apply(base *record, now time.Time) *record {
 func (s *Session) resetPending() {
 	s.changes, s.cleared = nil, false
 	s.userSet, s.flagsSet, s.timeoutsSet, s.renew = false, false, false, false
-	s.retire = nil
+	s.retire, s.logout, s.newIP = nil, false, ""
 }
 
 // hasContent reports whether a record is worth storing.
@@ -741,7 +770,7 @@ func (s *Session) commitLocked(ctx context.Context, hdr http.Header) error {
 		return ErrSessionGone
 	}
 	next := s.apply(s.rec, now)
-	created := false
+	created, renewed, login, logout := false, s.version > 0 || len(s.retire) > 0, s.userSet && next.user != "", s.logout
 	if hasContent(next) {
 		if hdr == nil {
 			return ErrHeadersSent
@@ -774,7 +803,27 @@ func (s *Session) commitLocked(ctx context.Context, hdr http.Header) error {
 	if !created && s.presented && len(s.retire) > 0 && hdr != nil {
 		setCookie(hdr, m.cookie("", time.Time{}))
 	}
+	retired := len(s.retire) > 0
+	if logout && retired && hdr != nil && m.cfg.ClearSiteData != "-" {
+		hdr.Set("Clear-Site-Data", m.cfg.ClearSiteData)
+	}
 	s.resetPending()
+	switch {
+	case logout && retired:
+		s.report(EventLogout, "", "")
+	case retired && !created:
+		s.report(EventDestroyed, "", "")
+	}
+	if created {
+		kind := EventCreated
+		if renewed {
+			kind = EventRenewed
+		}
+		s.report(kind, next.user, "")
+		if login {
+			s.report(EventLogin, next.user, "")
+		}
+	}
 	return nil
 }
 

@@ -1,0 +1,106 @@
+package sesh
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"log/slog"
+	"time"
+)
+
+// EventKind names a session lifecycle or security event.
+type EventKind string
+
+// Event kinds. The security-relevant ones (theft suspected, binding
+// mismatch, network changed, CSRF rejected, corrupt record, duplicate
+// cookie) are logged at warning level by [NewSlogObserver].
+const (
+	EventCreated         EventKind = "created"
+	EventRenewed         EventKind = "renewed"
+	EventDestroyed       EventKind = "destroyed"
+	EventExpired         EventKind = "expired"
+	EventLogin           EventKind = "login"
+	EventLogout          EventKind = "logout"
+	EventRevoked         EventKind = "revoked"
+	EventRememberUsed    EventKind = "remember_used"
+	EventTheftSuspected  EventKind = "theft_suspected"
+	EventBindingMismatch EventKind = "binding_mismatch"
+	EventNetworkChanged  EventKind = "network_changed"
+	EventCSRFRejected    EventKind = "csrf_rejected"
+	EventCorrupt         EventKind = "corrupt_record"
+	EventDuplicateCookie EventKind = "duplicate_cookie"
+)
+
+// Event describes something that happened to a session. It never carries
+// a session ID, a remember-me token or a CSRF secret: sessions are named by
+// their opaque handle, which cannot be used as a credential.
+type Event struct {
+	Kind      EventKind
+	Time      time.Time
+	User      string // "" when anonymous or unknown
+	Handle    string // the session's handle, as listed by Manager.Sessions
+	IP        string
+	UserAgent string
+	Detail    string
+}
+
+// Observer receives events. Observe is called synchronously on the request
+// path, possibly from many goroutines at once: keep it fast and safe for
+// concurrent use.
+type Observer interface {
+	Observe(ctx context.Context, e Event)
+}
+
+// ObserverFunc adapts a function to [Observer].
+type ObserverFunc func(ctx context.Context, e Event)
+
+// Observe implements [Observer].
+func (f ObserverFunc) Observe(ctx context.Context, e Event) { f(ctx, e) }
+
+// NewSlogObserver returns an [Observer] that logs each event to l.
+func NewSlogObserver(l *slog.Logger) Observer {
+	return ObserverFunc(func(ctx context.Context, e Event) {
+		level := slog.LevelInfo
+		if e.Kind.Security() {
+			level = slog.LevelWarn
+		}
+		attrs := []slog.Attr{slog.String("event", string(e.Kind))}
+		for _, a := range [...]struct{ k, v string }{
+			{"user", e.User}, {"session", e.Handle}, {"ip", e.IP}, {"user_agent", e.UserAgent}, {"detail", e.Detail},
+		} {
+			if a.v != "" {
+				attrs = append(attrs, slog.String(a.k, a.v))
+			}
+		}
+		l.LogAttrs(ctx, level, "sesh: "+string(e.Kind), attrs...)
+	})
+}
+
+// Security reports whether k is a security event rather than routine
+// lifecycle.
+func (k EventKind) Security() bool {
+	switch k {
+	case EventTheftSuspected, EventBindingMismatch, EventNetworkChanged, EventCSRFRejected, EventCorrupt, EventDuplicateCookie:
+		return true
+	}
+	return false
+}
+
+// Report sends e to the manager's observer, filling in Time. Packages
+// built on sesh (csrf, for one) report through it.
+func (m *Manager) Report(ctx context.Context, e Event) {
+	if e.Time.IsZero() {
+		e.Time = m.now()
+	}
+	m.cfg.Observer.Observe(ctx, e)
+}
+
+// handle returns the public handle of a store key: a short digest that
+// names a session in listings and events but opens nothing.
+func handle(k Key) string {
+	h := sha256.New()
+	h.Write([]byte("sesh/v1/handle\x00"))
+	h.Write(k[:])
+	var sum [32]byte
+	return base64.RawURLEncoding.EncodeToString(h.Sum(sum[:0])[:12])
+}
