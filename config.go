@@ -96,6 +96,15 @@ type Config struct {
 	// names the client. Forwarded headers from any other peer are ignored.
 	TrustedProxies []netip.Prefix
 
+	// RememberTTL is the hard lifetime of a remember-me token (default 30
+	// days); RememberGrace is how long a rotated validator is still
+	// accepted from requests racing the rotation (default 30 seconds).
+	// RememberCookie names its cookie (default: the session cookie's name
+	// with "-remember" appended).
+	RememberTTL    time.Duration
+	RememberGrace  time.Duration
+	RememberCookie string
+
 	// ClearSiteData is the Clear-Site-Data header value sent when a
 	// session is destroyed by Logout (default `"cookies"`); "-" sends
 	// none.
@@ -227,6 +236,18 @@ func (c *Config) normalize() error {
 	}
 	if c.BindUserAgent > PolicyEnforce || c.BindIP > PolicyEnforce {
 		return errors.New("sesh: unknown binding Policy")
+	}
+	if c.RememberTTL == 0 {
+		c.RememberTTL = 30 * 24 * time.Hour
+	}
+	if c.RememberGrace == 0 {
+		c.RememberGrace = 30 * time.Second
+	}
+	if c.RememberCookie == "" {
+		c.RememberCookie = ck.Name + "-remember"
+	}
+	if c.RememberTTL < 0 || c.RememberGrace < 0 || !validCookieName(c.RememberCookie) || c.RememberCookie == ck.Name {
+		return errors.New("sesh: Config.RememberTTL, RememberGrace or RememberCookie is invalid")
 	}
 	if c.ClearSiteData == "" {
 		c.ClearSiteData = `"cookies"`

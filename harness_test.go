@@ -1,16 +1,20 @@
 package sesh_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log"
+	"log/slog"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -89,6 +93,22 @@ func (f *faultStore) Delete(ctx context.Context, k sesh.Key, tomb time.Time) err
 	return f.Store.Delete(ctx, k, tomb)
 }
 
+// The wrapper keeps the wrapped store's capabilities.
+func (f *faultStore) UserRecords(ctx context.Context, user string) ([]sesh.Entry, error) {
+	if f.failLoad.Load() {
+		return nil, errInjected
+	}
+	return f.Store.(sesh.UserIndexer).UserRecords(ctx, user)
+}
+
+func (f *faultStore) Lock(ctx context.Context, k sesh.Key, ttl time.Duration) (func(context.Context) error, error) {
+	return f.Store.(sesh.Locker).Lock(ctx, k, ttl)
+}
+
+func (f *faultStore) Sweep(ctx context.Context, limit int) (int, error) {
+	return f.Store.(sesh.Sweeper).Sweep(ctx, limit)
+}
+
 // harness is the probe app of ATTACKS.md behind the middleware, on a TLS
 // test server.
 type harness struct {
@@ -101,6 +121,22 @@ type harness struct {
 	// release unblocks /slow requests.
 	release chan struct{}
 	entered chan struct{}
+
+	evMu   sync.Mutex
+	events []sesh.Event
+}
+
+// eventsOf returns the recorded events of kind k.
+func (h *harness) eventsOf(k sesh.EventKind) []sesh.Event {
+	h.evMu.Lock()
+	defer h.evMu.Unlock()
+	var out []sesh.Event
+	for _, e := range h.events {
+		if e.Kind == k {
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 func newHarness(t *testing.T, mod func(*sesh.Config)) *harness {
@@ -108,7 +144,14 @@ func newHarness(t *testing.T, mod func(*sesh.Config)) *harness {
 	h := &harness{t: t, clock: newClock(), release: make(chan struct{}), entered: make(chan struct{}, 16)}
 	h.mem = memstore.New(memstore.WithClock(h.clock.Now))
 	h.store = &faultStore{Store: h.mem}
-	cfg := sesh.Config{Keys: testRing(t), Now: h.clock.Now}
+	logged := sesh.NewSlogObserver(suiteLogger)
+	cfg := sesh.Config{Keys: testRing(t), Now: h.clock.Now, Logger: suiteLogger,
+		Observer: sesh.ObserverFunc(func(ctx context.Context, e sesh.Event) {
+			h.evMu.Lock()
+			h.events = append(h.events, e)
+			h.evMu.Unlock()
+			logged.Observe(ctx, e)
+		})}
 	if mod != nil {
 		mod(&cfg)
 	}
@@ -146,8 +189,48 @@ func (h *harness) routes() http.Handler {
 		fmt.Fprint(w, n)
 	})))
 	mux.HandleFunc("POST /login", func(w http.ResponseWriter, r *http.Request) {
-		sesh.FromContext(r.Context()).Login(r.FormValue("u"))
+		s := sesh.FromContext(r.Context())
+		s.Login(r.FormValue("u"))
+		if r.FormValue("remember") == "1" {
+			s.Remember()
+		}
 		io.WriteString(w, "ok")
+	})
+	mux.HandleFunc("GET /remembered", func(w http.ResponseWriter, r *http.Request) {
+		s := sesh.FromContext(r.Context())
+		fmt.Fprintf(w, "%s %v", s.User(), s.Remembered())
+	})
+	mux.HandleFunc("GET /sessions", func(w http.ResponseWriter, r *http.Request) {
+		s := sesh.FromContext(r.Context())
+		devs, err := h.m.Sessions(r.Context(), s.User())
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		json.NewEncoder(w).Encode(devs)
+	})
+	mux.HandleFunc("POST /sessions/{h}/revoke", func(w http.ResponseWriter, r *http.Request) {
+		err := h.m.Revoke(r.Context(), sesh.FromContext(r.Context()).User(), r.PathValue("h"))
+		if errors.Is(err, sesh.ErrNoSuchSession) {
+			http.NotFound(w, r)
+			return
+		}
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+		}
+	})
+	mux.HandleFunc("POST /revoke-others", func(w http.ResponseWriter, r *http.Request) {
+		n, err := h.m.RevokeOthers(r.Context())
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		fmt.Fprint(w, n)
+	})
+	mux.HandleFunc("POST /password", func(w http.ResponseWriter, r *http.Request) {
+		if err := h.m.PasswordChanged(r.Context()); err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+		}
 	})
 	mux.HandleFunc("POST /logout", func(w http.ResponseWriter, r *http.Request) {
 		sesh.FromContext(r.Context()).Logout()
@@ -228,6 +311,7 @@ func (h *harness) do(c *http.Client, method, path, cookie string) resp {
 		h.t.Fatal(err)
 	}
 	defer res.Body.Close()
+	recordIssued(res)
 	b, _ := io.ReadAll(res.Body)
 	return resp{res.StatusCode, string(b), res.Header}
 }
@@ -271,3 +355,57 @@ func mustURL(s string) *url.URL {
 }
 
 func newMem() *memstore.Store { return memstore.New() }
+
+// Every log line of the suite goes to suiteLog, and every cookie value
+// the probe app issued to issued; TestMain checks that no token was ever
+// logged.
+var (
+	suiteLogMu  sync.Mutex
+	suiteLog    bytes.Buffer
+	suiteLogger = slog.New(slog.NewJSONHandler(lockedWriter{}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+
+	issuedMu sync.Mutex
+	issued   = map[string]bool{}
+)
+
+type lockedWriter struct{}
+
+func (lockedWriter) Write(p []byte) (int, error) {
+	suiteLogMu.Lock()
+	defer suiteLogMu.Unlock()
+	return suiteLog.Write(p)
+}
+
+func recordIssued(res *http.Response) {
+	issuedMu.Lock()
+	defer issuedMu.Unlock()
+	for _, c := range res.Cookies() {
+		if c.Value != "" {
+			issued[c.Value] = true
+			if sel, val, ok := strings.Cut(c.Value, "."); ok {
+				issued[sel], issued[val] = true, true
+			}
+		}
+	}
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	suiteLogMu.Lock()
+	logs := suiteLog.String()
+	suiteLogMu.Unlock()
+	issuedMu.Lock()
+	n := len(issued)
+	for tok := range issued {
+		if strings.Contains(logs, tok) {
+			fmt.Fprintf(os.Stderr, "FAIL: an issued token appears in the logs\n")
+			code = 1
+			break
+		}
+	}
+	issuedMu.Unlock()
+	if code == 0 && testing.Verbose() {
+		fmt.Printf("log check: %d issued tokens, none in %d bytes of logs\n", n, len(logs))
+	}
+	os.Exit(code)
+}

@@ -16,10 +16,11 @@ import (
 // [New] and wrap handlers with [Manager.Handler]. A Manager is safe for
 // concurrent use; it starts no goroutines.
 type Manager struct {
-	store  Store
-	cfg    Config
-	box    *seal.Box
-	locker Locker
+	store    Store
+	cfg      Config
+	box      *seal.Box
+	tokenBox *seal.Box
+	locker   Locker
 }
 
 // New returns a Manager keeping sessions in store. It fails when the
@@ -31,7 +32,7 @@ func New(store Store, cfg Config) (*Manager, error) {
 	if err := cfg.normalize(); err != nil {
 		return nil, err
 	}
-	m := &Manager{store: store, cfg: cfg, box: cfg.Keys.Box("session")}
+	m := &Manager{store: store, cfg: cfg, box: cfg.Keys.Box("session"), tokenBox: cfg.Keys.Box("remember")}
 	if l, ok := store.(Locker); ok {
 		m.locker = l
 	} else {

@@ -53,17 +53,38 @@ func (m *Manager) Exclusive(next http.Handler) http.Handler {
 			m.cfg.ErrorHandler(w, r, ErrNoMiddleware)
 			return
 		}
-		s.mu.Lock()
-		if s.state != sessUnloaded {
-			s.mu.Unlock()
-			m.cfg.Logger.Error("sesh: Exclusive used after the session was loaded; wrap the route, not an inner handler")
-			m.cfg.ErrorHandler(w, r, errors.New("sesh: Exclusive after load"))
+		if err := s.makeExclusive(); err != nil {
+			m.cfg.Logger.Error("sesh: Exclusive used after the session was changed; wrap the route, not an inner handler")
+			m.cfg.ErrorHandler(w, r, err)
 			return
 		}
-		s.exclusive = true
-		s.mu.Unlock()
 		next.ServeHTTP(w, r)
 	})
+}
+
+// makeExclusive switches the session to exclusive mode. A session that was
+// only read so far (by a CSRF check, say) is loaded again under the lock; a
+// session with changes cannot be.
+func (s *Session) makeExclusive() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.exclusive = true
+	switch {
+	case s.state == sessUnloaded || s.unlock != nil:
+		return nil
+	case s.failed != nil:
+		return s.failed
+	case s.dirty() || len(s.retire) > 0 || len(s.popped) > 0:
+		return errors.New("sesh: Exclusive after the session was changed")
+	case s.deliver:
+		// Restored from a remember-me token by this request: its record is
+		// new, so lock it and keep what was loaded.
+		return s.lock(s.key)
+	}
+	s.state = sessUnloaded
+	s.presented, s.id, s.key, s.rec, s.version, s.gone, s.newIP = false, sessionID{}, Key{}, nil, 0, false, ""
+	s.dropRemember = false
+	return nil
 }
 
 // responseWriter commits the session before the response starts.
@@ -98,6 +119,11 @@ func (w *responseWriter) start(status int) bool {
 	w.aborted = true
 	h := w.Header()
 	clear(h)
+	s.mu.Lock()
+	for _, c := range s.delivered {
+		h.Add("Set-Cookie", c) // a restored session must reach the browser
+	}
+	s.mu.Unlock()
 	s.m.cfg.Logger.LogAttrs(s.req.Context(), slog.LevelWarn, "sesh: session commit failed", slog.String("error", err.Error()))
 	s.m.cfg.ErrorHandler(w.ResponseWriter, s.req, err)
 	return false

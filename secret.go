@@ -28,7 +28,7 @@ func (s *Session) Secret(name string, create bool) ([]byte, error) {
 		return nil, s.failed
 	}
 	if v, ok := s.value(k); ok && len(v) == 32 {
-		return v, nil
+		return append([]byte(nil), v...), nil
 	}
 	if !create {
 		return nil, nil
@@ -38,7 +38,7 @@ func (s *Session) Secret(name string, create bool) ([]byte, error) {
 		return nil, fmt.Errorf("sesh: reading random secret: %w", err)
 	}
 	s.setChange(k, change{val: v})
-	return v, nil
+	return append([]byte(nil), v...), nil
 }
 
 // dropSecrets deletes every secret. The caller holds s.mu.

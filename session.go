@@ -54,8 +54,16 @@ type Session struct {
 	absolute    time.Duration
 	renew       bool // save under a fresh ID and retire the current one
 	retire      []Key
-	logout      bool   // the retirement is a logout
-	newIP       string // the session moved to this network (PolicyLog)
+	logout      bool // the retirement is a logout
+	rememberNew bool // issue a remember-me token at commit
+
+	// A session restored from a remember-me token, to deliver at commit.
+	deliver         bool
+	deliverRemember string
+	rememberExpires time.Time
+	delivered       []string // the Set-Cookie values sent for it
+	dropRemember    bool     // clear a useless remember-me cookie
+	newIP           string   // the session moved to this network (PolicyLog)
 
 	// Flash state of this request.
 	flashNow []Message
@@ -81,7 +89,7 @@ type ctxKey struct{}
 // Outside the manager's middleware it returns a session on which every
 // read finds nothing and every write fails with ErrNoMiddleware.
 func FromContext(ctx context.Context) *Session {
-	if s, ok := ctx.Value(ctxKey{}).(*Session); ok {
+	if s, ok := ctx.Value(ctxKey{}).(*Session); ok && s != nil {
 		return s
 	}
 	return &Session{detached: true, state: sessLoaded, failed: ErrNoMiddleware}
@@ -102,7 +110,7 @@ func (s *Session) loadLocked() error {
 	m := s.m
 	cands := m.candidates(s.req)
 	if len(cands) == 0 {
-		return nil
+		return s.restore()
 	}
 	s.presented = true
 	ctx := s.req.Context()
@@ -128,7 +136,10 @@ func (s *Session) loadLocked() error {
 	}
 	switch len(live) {
 	case 0:
-		return nil
+		if s.gone {
+			return nil
+		}
+		return s.restore()
 	case 1:
 	default:
 		// Two valid sessions in one request: a cookie was tossed in from a
@@ -160,6 +171,22 @@ func (s *Session) loadLocked() error {
 	}
 	s.rec, s.version, s.newIP = found.rec, found.version, newIP
 	return nil
+}
+
+// Report sends an event about this request's session to the manager's
+// observer, with the session's handle, user, client IP and user agent
+// filled in. Packages built on sesh (csrf, for one) report through it.
+func (s *Session) Report(kind EventKind, detail string) {
+	if s.detached {
+		return
+	}
+	s.report(kind, s.User(), detail)
+}
+
+// withoutSession returns ctx with no session, for manager calls made
+// while s.mu is held.
+func withoutSession(ctx context.Context) context.Context {
+	return context.WithValue(ctx, ctxKey{}, (*Session)(nil))
 }
 
 // report sends an event about this request's session.
@@ -556,6 +583,9 @@ func (s *Session) Destroy() {
 	s.changes, s.cleared = nil, false
 	s.userSet, s.flagsSet, s.timeoutsSet, s.renew = false, false, false, false
 	s.popped, s.newIP = nil, ""
+	// A session restored by this request and destroyed at once needs no
+	// cookie; Logout clears the remember-me cookie itself.
+	s.deliver = false
 }
 
 // Login renews the session ID, binds the session to user and records the
@@ -703,7 +733,7 @@ func (s *Session) apply(base *record, now time.Time) *record {
 func (s *Session) resetPending() {
 	s.changes, s.cleared = nil, false
 	s.userSet, s.flagsSet, s.timeoutsSet, s.renew = false, false, false, false
-	s.retire, s.logout, s.newIP = nil, false, ""
+	s.retire, s.logout, s.newIP, s.rememberNew = nil, false, "", false
 }
 
 // hasContent reports whether a record is worth storing.
@@ -737,16 +767,17 @@ func (s *Session) commit(headersSent bool, status int) error {
 	if s.failed != nil {
 		return s.failed
 	}
+	var hdr http.Header
+	if s.w != nil && !headersSent {
+		hdr = s.w.Header()
+		s.deliverCookies(hdr)
+	}
 	if status >= 500 && !s.m.cfg.SaveOnServerError {
 		s.resetPending()
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(s.req.Context()), s.m.cfg.StoreTimeout)
 	defer cancel()
-	var hdr http.Header
-	if s.w != nil && !headersSent {
-		hdr = s.w.Header()
-	}
 	return s.commitLocked(ctx, hdr)
 }
 
@@ -771,6 +802,11 @@ func (s *Session) commitLocked(ctx context.Context, hdr http.Header) error {
 	}
 	next := s.apply(s.rec, now)
 	created, renewed, login, logout := false, s.version > 0 || len(s.retire) > 0, s.userSet && next.user != "", s.logout
+	if logout && hdr != nil {
+		if err := s.forgetToken(ctx, hdr); err != nil {
+			return err
+		}
+	}
 	if hasContent(next) {
 		if hdr == nil {
 			return ErrHeadersSent
@@ -781,6 +817,14 @@ func (s *Session) commitLocked(ctx context.Context, hdr http.Header) error {
 		var err error
 		if created, err = s.create(ctx, next, hdr); err != nil {
 			return err
+		}
+		if s.rememberNew && next.user != "" {
+			if err := s.issueToken(ctx, hdr, next.user, next.authTime); err != nil {
+				m.remove(ctx, s.key)
+				s.rec, s.version = nil, 0
+				hdr.Del("Set-Cookie")
+				return err
+			}
 		}
 	}
 	if len(s.retire) > 0 {

@@ -1,0 +1,8 @@
+package csrf
+
+// Internals for the external tests.
+var (
+	Mask     = mask
+	Verify   = verify
+	TokenLen = tokenLen
+)
