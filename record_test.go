@@ -142,3 +142,43 @@ func TestRandomFailureFailsClosed(t *testing.T) {
 		t.Fatal("got an ID from a failing random source")
 	}
 }
+
+// FuzzParseRemember: only the canonical selector.validator form parses,
+// and parsing round-trips.
+func FuzzParseRemember(f *testing.F) {
+	sel, _ := randomBytes(selectorBytes)
+	val, _ := randomBytes(validatorBytes)
+	f.Add(encodeRemember(sel, val))
+	f.Add("")
+	f.Add(".")
+	f.Add(strings.Repeat("A", 22) + "." + strings.Repeat("A", 43))
+	f.Fuzz(func(t *testing.T, s string) {
+		sel, val, ok := parseRemember(s)
+		if !ok {
+			return
+		}
+		if got := encodeRemember(sel, val); got != s {
+			t.Fatalf("parsed %q but re-encodes as %q", s, got)
+		}
+	})
+}
+
+// FuzzDecodeToken: token records never panic the decoder, and decoded
+// ones re-encode stably.
+func FuzzDecodeToken(f *testing.F) {
+	h := hashValidator([]byte("v"))
+	good := (&rememberToken{user: "alice", created: time.UnixMilli(1), expires: time.UnixMilli(2), hash: h}).encode()
+	f.Add(good)
+	f.Add([]byte{1})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		tok, err := decodeToken(b)
+		if err != nil {
+			return
+		}
+		again := tok.encode()
+		tok2, err := decodeToken(again)
+		if err != nil || !bytes.Equal(tok2.encode(), again) {
+			t.Fatalf("unstable re-encoding: %v", err)
+		}
+	})
+}
