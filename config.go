@@ -70,6 +70,14 @@ type Config struct {
 	LockTimeout time.Duration
 	LockTTL     time.Duration
 
+	// BindDataToID seals each session's values under a key derived from
+	// the key ring and the session ID, so a copy of the store, even with
+	// the keys, reveals no values without the cookies. Metadata (user,
+	// times, IP, user agent) stays sealed under the ring alone, so device
+	// listings still work. It costs a few microseconds per load and save.
+	// Records written in either mode are read in both.
+	BindDataToID bool
+
 	// Codec encodes values (default [JSONCodec]).
 	Codec Codec
 

@@ -86,7 +86,8 @@ type loaded struct {
 // load reads and opens the record of id. Store failures and records sealed
 // under unknown keys are errors; anything the client could have caused
 // (unknown, expired or corrupt records) is stateAbsent.
-func (m *Manager) load(ctx context.Context, key Key) (loaded, loadState, error) {
+func (m *Manager) load(ctx context.Context, id sessionID) (loaded, loadState, error) {
+	key := id.storeKey()
 	ctx, cancel := context.WithTimeout(ctx, m.cfg.StoreTimeout)
 	defer cancel()
 	sr, err := m.store.Load(ctx, key)
@@ -104,6 +105,9 @@ func (m *Manager) load(ctx context.Context, key Key) (loaded, loadState, error) 
 		return loaded{}, stateAbsent, nil
 	}
 	rec, err := m.open(key, sr.Data)
+	if err == nil {
+		err = m.openValues(id, key, rec)
+	}
 	if err != nil {
 		if errors.Is(err, seal.ErrUnknownKey) {
 			// A deployment fault, not client input: answering "no session"
@@ -145,10 +149,43 @@ func (m *Manager) open(key Key, data []byte) (*record, error) {
 	return decodeRecord(pt)
 }
 
-// seal encodes and seals rec for key, refusing oversized records.
-func (m *Manager) seal(key Key, rec *record, version uint64) (Record, error) {
-	buf := make([]byte, 0, rec.encodedSize())
-	pt := rec.appendEncode(buf)
+// openValues opens the values of a record sealed in bound mode, which
+// needs the session ID as well as the key ring.
+func (m *Manager) openValues(id sessionID, key Key, rec *record) error {
+	if rec.flags&flagBound == 0 {
+		return nil
+	}
+	pt, _, err := m.box.OpenBound(nil, rec.boundValues, key[:], id[:])
+	if err != nil {
+		return err
+	}
+	values, err := decodeValues(pt)
+	if err != nil {
+		return err
+	}
+	rec.values, rec.boundValues = values, nil
+	rec.flags &^= flagBound
+	return nil
+}
+
+// seal encodes and seals rec for the session id, refusing oversized
+// records. In bound mode the values are sealed first under a key that also
+// depends on id.
+func (m *Manager) seal(id sessionID, rec *record, version uint64) (Record, error) {
+	key := id.storeKey()
+	enc := rec
+	if m.cfg.BindDataToID {
+		vals := appendValues(make([]byte, 0, rec.encodedSize()), rec.values)
+		blob, err := m.box.SealBound(nil, vals, key[:], id[:])
+		if err != nil {
+			return Record{}, err
+		}
+		cp := *rec
+		cp.values, cp.boundValues, cp.flags = nil, blob, rec.flags|flagBound
+		enc = &cp
+	}
+	buf := make([]byte, 0, enc.encodedSize())
+	pt := enc.appendEncode(buf)
 	if len(pt) > m.cfg.MaxSize {
 		return Record{}, fmt.Errorf("%w: session data is %d bytes, limit %d", ErrTooLarge, len(pt), m.cfg.MaxSize)
 	}

@@ -26,6 +26,7 @@ const recordFormat = 1
 
 const (
 	flagRemembered = 1 << iota
+	flagBound      // values are sealed under a key bound to the session ID
 )
 
 // errCorrupt is returned by decodeRecord for any malformed input.
@@ -43,6 +44,10 @@ type record struct {
 	ip       string
 	ua       string
 	values   map[string][]byte
+
+	// boundValues holds the sealed values of a bound-mode record until
+	// they are opened with the session ID.
+	boundValues []byte
 }
 
 func unixMilli(t time.Time) uint64 {
@@ -65,7 +70,7 @@ func fromUnixMilli(v uint64) time.Time {
 
 // encodedSize returns an upper bound of the encoding's length.
 func (r *record) encodedSize() int {
-	n := 1 + 6*binary.MaxVarintLen64 + 4*binary.MaxVarintLen64 + len(r.user) + len(r.ip) + len(r.ua)
+	n := 1 + 6*binary.MaxVarintLen64 + 4*binary.MaxVarintLen64 + len(r.user) + len(r.ip) + len(r.ua) + len(r.boundValues)
 	for k, v := range r.values {
 		n += 2*binary.MaxVarintLen64 + len(k) + len(v)
 	}
@@ -84,15 +89,25 @@ func (r *record) appendEncode(dst []byte) []byte {
 	dst = appendString(dst, r.user)
 	dst = appendString(dst, r.ip)
 	dst = appendString(dst, r.ua)
-	dst = binary.AppendUvarint(dst, uint64(len(r.values)))
-	keys := make([]string, 0, len(r.values))
-	for k := range r.values {
+	if r.flags&flagBound != 0 {
+		dst = binary.AppendUvarint(dst, uint64(len(r.boundValues)))
+		return append(dst, r.boundValues...)
+	}
+	return appendValues(dst, r.values)
+}
+
+// appendValues appends the encoding of a value map: a count, then each
+// key and value, keys strictly ascending.
+func appendValues(dst []byte, values map[string][]byte) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(values)))
+	keys := make([]string, 0, len(values))
+	for k := range values {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
 	for _, k := range keys {
 		dst = appendString(dst, k)
-		v := r.values[k]
+		v := values[k]
 		dst = binary.AppendUvarint(dst, uint64(len(v)))
 		dst = append(dst, v...)
 	}
@@ -169,24 +184,46 @@ func decodeRecord(b []byte) (*record, error) {
 	r.user = string(d.bytes())
 	r.ip = string(d.bytes())
 	r.ua = string(d.bytes())
-	n := d.uvarint()
-	// Each value takes at least two bytes, so n is bounded by what is left.
-	if d.err || n > uint64(len(d.b))/2 {
-		return nil, errCorrupt
-	}
-	r.values = make(map[string][]byte, n)
-	prev := ""
-	for i := uint64(0); i < n; i++ {
-		k := string(d.bytes())
-		v := d.bytes()
-		if d.err || (i > 0 && strings.Compare(k, prev) <= 0) {
-			return nil, errCorrupt
-		}
-		r.values[k] = v
-		prev = k
+	if r.flags&flagBound != 0 {
+		r.boundValues = d.bytes()
+	} else {
+		r.values = d.values()
 	}
 	if d.err || len(d.b) != 0 || r.created.IsZero() {
 		return nil, errCorrupt
 	}
 	return r, nil
+}
+
+// values reads a value map.
+func (d *decoder) values() map[string][]byte {
+	n := d.uvarint()
+	// Each value takes at least two bytes, so n is bounded by what is left.
+	if d.err || n > uint64(len(d.b))/2 {
+		d.err = true
+		return nil
+	}
+	values := make(map[string][]byte, n)
+	prev := ""
+	for i := uint64(0); i < n; i++ {
+		k := string(d.bytes())
+		v := d.bytes()
+		if d.err || (i > 0 && strings.Compare(k, prev) <= 0) {
+			d.err = true
+			return nil
+		}
+		values[k] = v
+		prev = k
+	}
+	return values
+}
+
+// decodeValues parses the sealed values of a bound-mode record.
+func decodeValues(b []byte) (map[string][]byte, error) {
+	d := decoder{b: b}
+	v := d.values()
+	if d.err || len(d.b) != 0 {
+		return nil, errCorrupt
+	}
+	return v, nil
 }

@@ -330,7 +330,7 @@ func (s *Session) restore() error {
 			// its successor and its session.
 			var id sessionID
 			copy(id[:], t.nextSession)
-			l, st, err := m.load(ctx, id.storeKey())
+			l, st, err := m.load(ctx, id)
 			if err != nil {
 				return err
 			}
@@ -370,7 +370,7 @@ func (s *Session) restoreSession(ctx context.Context, t *rememberToken, now time
 		values: map[string][]byte{},
 	}
 	key := id.storeKey()
-	sr, err := s.m.seal(key, rec, 1)
+	sr, err := s.m.seal(id, rec, 1)
 	if err != nil {
 		return id, nil, err
 	}

@@ -2,6 +2,7 @@ package sesh_test
 
 import (
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/seshgo/sesh"
@@ -151,5 +152,65 @@ func TestRecordCopiedToAnotherKeyDoesNotOpen(t *testing.T) {
 	})
 	if got != "" || res.StatusCode != 200 {
 		t.Fatalf("a record moved to another key opened: got %q (status %d)", got, res.StatusCode)
+	}
+}
+
+func TestBindDataToID(t *testing.T) {
+	store := memstore.New()
+	ring := mustRing(t, mustKey(t, 1))
+	newMgr := func(bound bool) *sesh.Manager {
+		m, err := sesh.New(store, sesh.Config{Keys: ring, BindDataToID: bound})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	set := func(v string) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			s := sesh.FromContext(r.Context())
+			s.Set("v", v)
+			if s.User() == "" {
+				s.Login("alice")
+			}
+		}
+	}
+	var got string
+	get := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got, _ = sesh.Get[string](sesh.FromContext(r.Context()), "v")
+	})
+	var b browser
+	b.do(newMgr(true).Handler(set("very-secret-value")), "GET", "/")
+
+	// Someone with the store and the key ring, but no cookie, sees the
+	// metadata but not the values.
+	es, _, err := store.List(t.Context(), "", 10)
+	if err != nil || len(es) != 1 {
+		t.Fatalf("list: %v, %d", err, len(es))
+	}
+	pt, _, err := ring.Box("session").Open(nil, es[0].Record.Data, es[0].Key[:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(pt), "very-secret-value") {
+		t.Fatal("bound mode: the value is readable with the key ring alone")
+	}
+	if !strings.Contains(string(pt), "alice") {
+		t.Fatal("bound mode: metadata should stay readable for device listings")
+	}
+	devs, err := newMgr(true).Sessions(t.Context(), "alice")
+	if err != nil || len(devs) != 1 {
+		t.Fatalf("device listing in bound mode: %v, %d", err, len(devs))
+	}
+
+	// With the cookie, both modes read it; a write in plain mode makes a
+	// plain record that bound mode still reads.
+	b.do(newMgr(false).Handler(get), "GET", "/")
+	if got != "very-secret-value" {
+		t.Fatalf("plain manager reading a bound record: got %q", got)
+	}
+	b.do(newMgr(false).Handler(set("plain")), "GET", "/")
+	b.do(newMgr(true).Handler(get), "GET", "/")
+	if got != "plain" {
+		t.Fatalf("bound manager reading a plain record: got %q", got)
 	}
 }

@@ -122,7 +122,7 @@ func (s *Session) loadLocked() error {
 	var live []sessionID
 	var found loaded
 	for _, id := range cands {
-		l, st, err := m.load(ctx, id.storeKey())
+		l, st, err := m.load(ctx, id)
 		if err != nil {
 			return err
 		}
@@ -154,7 +154,7 @@ func (s *Session) loadLocked() error {
 		if err := s.lock(s.key); err != nil {
 			return err
 		}
-		l, st, err := m.load(ctx, s.key)
+		l, st, err := m.load(ctx, s.id)
 		if err != nil {
 			return err
 		}
@@ -879,7 +879,7 @@ func (s *Session) create(ctx context.Context, next *record, hdr http.Header) (bo
 			return false, err
 		}
 		key := id.storeKey()
-		sr, err := s.m.seal(key, next, 1)
+		sr, err := s.m.seal(id, next, 1)
 		if err != nil {
 			return false, err
 		}
@@ -908,7 +908,7 @@ func (s *Session) saveLive(ctx context.Context, now time.Time, touch bool) error
 	m := s.m
 	for attempt := 0; ; attempt++ {
 		next := s.apply(s.rec, now)
-		sr, err := m.seal(s.key, next, s.version+1)
+		sr, err := m.seal(s.id, next, s.version+1)
 		if err != nil {
 			return err
 		}
@@ -931,7 +931,7 @@ func (s *Session) saveLive(ctx context.Context, now time.Time, touch bool) error
 		if attempt == maxAttempts {
 			return fmt.Errorf("%w: save: too many concurrent writers", ErrStoreUnavailable)
 		}
-		l, st, err := m.load(ctx, s.key)
+		l, st, err := m.load(ctx, s.id)
 		if err != nil {
 			return err
 		}
