@@ -68,7 +68,6 @@ type Session struct {
 	// Flash state of this request.
 	flashNow []Message
 	popped   map[string]Message // flash keys consumed by this request
-	kept     []Message
 }
 
 type sessState uint8
