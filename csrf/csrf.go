@@ -139,15 +139,12 @@ type Config struct {
 	// it on.
 	ReportOnly bool
 
-	// OnReject, if set, is called with every rejected request and the
-	// error of [Protection.Check], before the deny handler runs (or, in
+	// Every rejection is reported to the sesh manager's observer as
+	// [sesh.EventCSRFRejected], with the session's handle, user, IP and
+	// user agent. OnReject, if set, is called as well, with the request and
+	// the error of [Protection.Check], before the deny handler runs (or, in
 	// report-only mode, before the request goes on). It is called on the
-	// request path, possibly concurrently. To send rejections to the
-	// manager's observer:
-	//
-	//	OnReject: func(r *http.Request, err error) {
-	//		m.Report(r.Context(), sesh.Event{Kind: sesh.EventCSRFRejected, Detail: err.Error()})
-	//	},
+	// request path, possibly concurrently.
 	OnReject func(r *http.Request, err error)
 
 	// DenyHandler writes the response to a rejected request (default: 403
@@ -461,6 +458,7 @@ func (p *Protection) report(r *http.Request, err error) {
 		slog.String("path", r.URL.Path),
 		slog.String("reason", err.Error()),
 		slog.Bool("report_only", p.reportOnly))
+	sesh.FromContext(r.Context()).Report(sesh.EventCSRFRejected, err.Error())
 	if p.onReject != nil {
 		p.onReject(r, err)
 	}

@@ -87,7 +87,6 @@ func newApp(t *testing.T, cfg csrf.Config) *app {
 			a.mu.Lock()
 			a.rejects = append(a.rejects, err)
 			a.mu.Unlock()
-			a.m.Report(r.Context(), sesh.Event{Kind: sesh.EventCSRFRejected, Detail: err.Error()})
 		}
 	}
 	if cfg.Logger == nil {
