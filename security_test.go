@@ -3,6 +3,7 @@ package sesh_test
 import (
 	"encoding/json"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync"
 	"testing"
@@ -368,5 +369,82 @@ func TestEventsNeverCarryTokens(t *testing.T) {
 				t.Fatalf("event %s carries a token", e.Kind)
 			}
 		}
+	}
+}
+
+// getFrom sends GET path with the given X-Forwarded-For.
+func (h *harness) getFrom(c *http.Client, path, xff string) resp {
+	h.t.Helper()
+	req, _ := http.NewRequest("GET", h.srv.URL+path, nil)
+	req.Header.Set("X-Forwarded-For", xff)
+	res, err := c.Do(req)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var b strings.Builder
+	buf := make([]byte, 512)
+	for {
+		n, err := res.Body.Read(buf)
+		b.Write(buf[:n])
+		if err != nil {
+			break
+		}
+	}
+	return resp{res.StatusCode, b.String(), res.Header}
+}
+
+func TestForwardedForOnlyFromTrustedProxies(t *testing.T) {
+	h := newHarness(t, nil)
+	c := h.client()
+	req, _ := http.NewRequest("POST", h.srv.URL+"/login?u=alice", nil)
+	req.Header.Set("X-Forwarded-For", "203.0.113.9")
+	res, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	ds, _ := h.devices(c)
+	if len(ds) != 1 || ds[0].IP != "127.0.0.1" {
+		t.Fatalf("untrusted X-Forwarded-For was believed: %+v", ds)
+	}
+}
+
+func TestNetworkHopEvents(t *testing.T) {
+	h := newHarness(t, func(c *sesh.Config) {
+		c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
+		c.BindIP = sesh.PolicyLog
+	})
+	c := h.client()
+	h.getFrom(c, "/put?k=a&v=1", "198.51.100.7")
+	// Spoofed entries left of the proxy's own are not the client.
+	h.getFrom(c, "/get?k=a", "10.9.9.9, 198.51.100.99") // same /24
+	if n := len(h.eventsOf(sesh.EventNetworkChanged)); n != 0 {
+		t.Fatalf("same network: %d events", n)
+	}
+	if r := h.getFrom(c, "/get?k=a", "203.0.113.5"); r.body != "1" {
+		t.Fatalf("log mode must keep the session: got %q", r.body)
+	}
+	h.getFrom(c, "/get?k=a", "203.0.113.6")
+	if n := len(h.eventsOf(sesh.EventNetworkChanged)); n != 1 {
+		t.Fatalf("one hop: got %d events, want 1", n)
+	}
+}
+
+func TestIPBindingEnforced(t *testing.T) {
+	h := newHarness(t, func(c *sesh.Config) {
+		c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
+		c.BindIP = sesh.PolicyEnforce
+	})
+	c := h.client()
+	h.getFrom(c, "/put?k=a&v=1", "198.51.100.7")
+	if r := h.getFrom(c, "/get?k=a", "198.51.100.8"); r.body != "1" {
+		t.Fatalf("same network: got %q", r.body)
+	}
+	if r := h.getFrom(c, "/get?k=a", "203.0.113.5"); r.body != "" {
+		t.Fatalf("other network with enforcement: got %q, want nothing", r.body)
+	}
+	if r := h.getFrom(c, "/get?k=a", "198.51.100.9"); r.body != "1" {
+		t.Fatalf("owner lost the session: got %q", r.body)
 	}
 }
