@@ -5,13 +5,18 @@
 MODULES   := $(shell cat modules.txt)
 GOTEST    ?= go test
 TESTFLAGS ?=
-FUZZTIME  ?= 10s
+FUZZTIME  ?= 60s
 STATICCHECK := go tool -modfile=$(CURDIR)/tools/go.mod staticcheck
 
-.PHONY: test lint fuzz fuzz-long bench demo deps-check
+.PHONY: test test-modules lint fuzz fuzz-long bench demo deps-check
 
-## test: every test of every module, with the race detector
+## test: every test of every module, with the race detector, against real
+## servers that scripts/testservers.sh finds, starts or installs
 test: deps-check
+	@bash scripts/testservers.sh run -- $(MAKE) --no-print-directory test-modules
+
+## test-modules: the tests alone, with whatever SESH_TEST_* servers are set
+test-modules:
 	@set -e; for m in $(MODULES); do \
 		echo "== $$m"; \
 		(cd $$m && $(GOTEST) -race -count=1 $(TESTFLAGS) ./...); \
@@ -30,7 +35,7 @@ lint:
 		(cd $$m && go vet ./... && $(STATICCHECK) ./...); \
 	done
 
-## fuzz: each fuzz target for FUZZTIME (default 10s)
+## fuzz: each fuzz target for FUZZTIME (default 60s)
 fuzz:
 	@FUZZTIME=$(FUZZTIME) bash scripts/fuzz.sh $(MODULES)
 

@@ -102,15 +102,18 @@ type Store interface {
 	//   - prev > 0 replaces: it fails with ErrConflict unless a live
 	//     record with Version == prev is under key.
 	//
-	// rec.Version is always greater than prev. On any error nothing is
-	// written. A store that cannot hold rec returns ErrTooLarge.
+	// rec.Version is always greater than prev. On ErrConflict and
+	// ErrTooLarge nothing was written. On a transport or context error the
+	// outcome is unknown, as with any remote write; the manager never
+	// reports success then, and a retried compare-and-set sorts it out.
+	// A store that cannot hold rec returns ErrTooLarge.
 	Save(ctx context.Context, key Key, rec Record, prev uint64) error
 
 	// Delete removes the record under key, and removes it from any index.
 	// If tombstone is after now, it leaves a tombstone until then: Load
 	// returns ErrGone and Save with any prev returns ErrConflict while it
 	// lives. Delete of an absent key is not an error (it still leaves the
-	// tombstone).
+	// tombstone). A Delete never shortens a live tombstone.
 	Delete(ctx context.Context, key Key, tombstone time.Time) error
 }
 
@@ -138,8 +141,9 @@ type Lister interface {
 	// List returns up to limit live records after cursor, and the cursor
 	// for the next call, which is "" when the listing is complete. The
 	// first call passes "". A record saved or deleted during a listing
-	// may or may not appear; no record that is live throughout appears
-	// twice or is skipped.
+	// may or may not appear; no record that is live throughout is skipped.
+	// A record may appear more than once (Redis SCAN repeats keys while
+	// its table shrinks), so callers drop duplicate keys.
 	List(ctx context.Context, cursor string, limit int) (entries []Entry, next string, err error)
 }
 
@@ -161,8 +165,10 @@ type Sweeper interface {
 type Locker interface {
 	// Lock waits until it holds the lock on key or ctx is done, in which
 	// case it returns ctx's error. The lock lapses by itself after ttl so
-	// a crashed holder cannot block the key forever. The returned unlock
-	// releases it only if it is still held by this caller.
+	// a crashed holder cannot block the key forever (stores with coarse
+	// clocks may round ttl up, by at most a second). The returned unlock
+	// releases it only if it is still held by this caller, and otherwise
+	// returns an error.
 	Lock(ctx context.Context, key Key, ttl time.Duration) (unlock func(context.Context) error, err error)
 }
 
