@@ -34,6 +34,10 @@ const (
 
 // Record is what a store keeps under a [Key].
 //
+// Stores keep Expires at millisecond precision, truncated (never rounded
+// up), and must round-trip Versions up to math.MaxInt64, User as arbitrary
+// bytes (NUL and invalid UTF-8 included), and Data of at least 256 KiB.
+//
 // Data is the sealed envelope: opaque to the store, and already bound to
 // its key, so a store can neither read nor move it. The other fields are
 // in the clear because the store needs them: Version for compare-and-set,
@@ -73,6 +77,10 @@ var (
 	// ErrTooLarge means the record exceeds what the store can hold.
 	// Nothing was written.
 	ErrTooLarge = errors.New("sesh: record too large")
+	// ErrLockLost is returned by the unlock function of a [Locker] when
+	// the caller no longer held the lock: it lapsed, or was released
+	// already. The current holder's lock is left alone.
+	ErrLockLost = errors.New("sesh: lock was lost before unlock")
 )
 
 // Store is the interface every session store implements. It is
@@ -168,7 +176,7 @@ type Locker interface {
 	// a crashed holder cannot block the key forever (stores with coarse
 	// clocks may round ttl up, by at most a second). The returned unlock
 	// releases it only if it is still held by this caller, and otherwise
-	// returns an error.
+	// returns ErrLockLost.
 	Lock(ctx context.Context, key Key, ttl time.Duration) (unlock func(context.Context) error, err error)
 }
 

@@ -113,7 +113,7 @@ const attempts = 100
 // ErrLockLost is returned by an unlock function when the lock was no
 // longer held by its caller: it lapsed (or was evicted), and possibly
 // another caller took it.
-var ErrLockLost = errors.New("memcachedstore: lock was lost before unlock")
+var ErrLockLost = sesh.ErrLockLost
 
 // errContention is returned when an operation keeps losing its
 // compare-and-swap to other writers of the same key.

@@ -117,7 +117,7 @@ const maxValue = 512 << 20
 
 // ErrLockLost is returned by an unlock function when the lock was no
 // longer held by its caller: it lapsed, and possibly another caller took it.
-var ErrLockLost = errors.New("redisstore: lock was lost before unlock")
+var ErrLockLost = sesh.ErrLockLost
 
 // Store is a session store on Redis. Make one with [New]. It is safe for
 // concurrent use, and any number of Stores in any number of processes may

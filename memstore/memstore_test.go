@@ -1,0 +1,333 @@
+package memstore
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"runtime"
+	"testing"
+	"time"
+	"unsafe"
+
+	"github.com/seshgo/sesh"
+	"github.com/seshgo/sesh/storetest"
+)
+
+func TestConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, now func() time.Time) sesh.Store {
+		return New(WithClock(now))
+	})
+}
+
+func TestConformanceOneShard(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, now func() time.Time) sesh.Store {
+		return New(WithClock(now), WithShards(1))
+	})
+}
+
+func randKey() sesh.Key {
+	var k sesh.Key
+	rand.Read(k[:])
+	return k
+}
+
+func TestShards(t *testing.T) {
+	for _, tt := range []struct{ in, want int }{{1, 1}, {2, 2}, {3, 4}, {64, 64}, {65, 128}} {
+		if got := len(New(WithShards(tt.in)).shards); got != tt.want {
+			t.Errorf("WithShards(%d): got %d shards, want %d", tt.in, got, tt.want)
+		}
+	}
+	if got := len(New().shards); got < 64 || got&(got-1) != 0 {
+		t.Errorf("default shards: got %d, want a power of two ≥ 64", got)
+	}
+}
+
+// TestSweepBounded checks that each Sweep call examines at most limit+shards
+// records, holds one shard's lock at a time, and leaves the user index
+// clean.
+func TestSweepBounded(t *testing.T) {
+	clock := storetest.NewClock()
+	const shards = 8
+	s := New(WithClock(clock.Now), WithShards(shards))
+	ctx := t.Context()
+	s.testHookShardLocked = func(i int) {
+		for j := range s.shards {
+			if j == i {
+				continue
+			}
+			if !s.shards[j].mu.TryLock() {
+				t.Errorf("Sweep holding shard %d: shard %d is locked too", i, j)
+				continue
+			}
+			s.shards[j].mu.Unlock()
+		}
+	}
+	const live, dead = 300, 700
+	now := clock.Now()
+	for i := range live + dead {
+		exp := now.Add(time.Hour)
+		if i >= live {
+			exp = now.Add(time.Duration(i) * time.Millisecond)
+		}
+		r := sesh.Record{Data: []byte("x"), Version: 1, Expires: exp, User: fmt.Sprint("user", i%10)}
+		if err := s.Save(ctx, randKey(), r, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	clock.Advance(time.Duration(live+dead) * time.Millisecond)
+	const limit = 10
+	total, calls := 0, 0
+	for {
+		n, examined, err := s.sweep(ctx, limit)
+		calls++
+		if err != nil {
+			t.Fatalf("sweep: got error %v, want nil", err)
+		}
+		if n > limit {
+			t.Fatalf("sweep(%d): deleted %d, want at most %d", limit, n, limit)
+		}
+		if examined > limit+shards {
+			t.Fatalf("sweep(%d): examined %d records, want at most %d", limit, examined, limit+shards)
+		}
+		total += n
+		if n < limit {
+			break
+		}
+	}
+	if total != dead {
+		t.Errorf("sweeps removed %d in all, want %d", total, dead)
+	}
+	if calls > dead/limit+1 {
+		t.Errorf("sweeps took %d calls, want at most %d", calls, dead/limit+1)
+	}
+	if got := s.Len(); got != live {
+		t.Errorf("Len after sweeping: got %d, want %d", got, live)
+	}
+	indexed := 0
+	for i := range s.users {
+		for _, set := range s.users[i].m {
+			indexed += set.len()
+		}
+	}
+	if indexed != live {
+		t.Errorf("user index after sweeping: got %d entries, want %d", indexed, live)
+	}
+}
+
+// TestIndexCleanup checks that deleting, taking and re-saving under another
+// user leave no empty sets or stale members behind.
+func TestIndexCleanup(t *testing.T) {
+	s := New()
+	ctx := t.Context()
+	now := time.Now()
+	k1, k2, k3 := randKey(), randKey(), randKey()
+	rec := func(user string, v uint64) sesh.Record {
+		return sesh.Record{Data: []byte("x"), Version: v, Expires: now.Add(time.Hour), User: user}
+	}
+	for _, k := range []sesh.Key{k1, k2, k3} {
+		if err := s.Save(ctx, k, rec("alice", 1), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Save(ctx, k1, rec("bob", 2), 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Delete(ctx, k2, now.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Take(ctx, k3); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Delete(ctx, k1, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range s.users {
+		if n := len(s.users[i].m); n != 0 {
+			t.Errorf("user shard %d: got %d sets, want 0", i, n)
+		}
+	}
+	// Users share one string per name.
+	a, b := randKey(), randKey()
+	s.Save(ctx, a, rec(string([]byte("carol")), 1), 0)
+	s.Save(ctx, b, rec(string([]byte("carol")), 1), 0)
+	ea := s.shards[s.shardIndex(&a)].m[a]
+	eb := s.shards[s.shardIndex(&b)].m[b]
+	if ea.user != eb.user || unsafeStringData(ea.userName()) != unsafeStringData(eb.userName()) {
+		t.Errorf("two records of one user hold two copies of the name, want one shared string")
+	}
+}
+
+func TestLockNoLeak(t *testing.T) {
+	s := New()
+	ctx := t.Context()
+	k := randKey()
+	before := runtime.NumGoroutine()
+	unlock, err := s.Lock(ctx, k, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 10 {
+		c, cancel := context.WithTimeout(ctx, time.Millisecond)
+		if _, err := s.Lock(c, k, time.Minute); err == nil {
+			t.Fatal("Lock on a held key: got nil error")
+		}
+		cancel()
+	}
+	unlock(ctx)
+	if n := len(s.locks[s.shardIndex(&k)].m); n != 0 {
+		t.Errorf("after unlock: %d leases held, want 0", n)
+	}
+	// A lapsed lease is forgotten by Sweep.
+	if _, err := s.Lock(ctx, k, time.Nanosecond); err != nil {
+		t.Fatal(err)
+	}
+	for lapse := time.Now().Add(time.Microsecond); time.Now().Before(lapse); {
+		runtime.Gosched()
+	}
+	if _, err := s.Sweep(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(s.locks[s.shardIndex(&k)].m); n != 0 {
+		t.Errorf("after Sweep: %d lapsed leases held, want 0", n)
+	}
+	if after := runtime.NumGoroutine(); after > before {
+		t.Errorf("goroutines: %d before, %d after", before, after)
+	}
+}
+
+func TestListCursorErrors(t *testing.T) {
+	s := New()
+	for _, c := range []string{"x", "00", string(make([]byte, 64)), "ABCDEF0123456789abcdef0123456789abcdef0123456789abcdef0123456789"} {
+		if _, _, err := s.List(t.Context(), c, 1); err == nil {
+			t.Errorf("List(%q): got nil error, want one", c)
+		}
+	}
+}
+
+func benchRecord(size int) sesh.Record {
+	data := make([]byte, size)
+	rand.Read(data)
+	return sesh.Record{Data: data, Version: 1, Expires: time.Now().Add(time.Hour), User: "user"}
+}
+
+func BenchmarkLoad(b *testing.B) {
+	s := New()
+	ctx := context.Background()
+	keys := make([]sesh.Key, 1024)
+	for i := range keys {
+		keys[i] = randKey()
+		s.Save(ctx, keys[i], benchRecord(256), 0)
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		if _, err := s.Load(ctx, keys[i&1023]); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+}
+
+func BenchmarkSave(b *testing.B) {
+	s := New()
+	ctx := context.Background()
+	keys := make([]sesh.Key, 1024)
+	rec := benchRecord(256)
+	for i := range keys {
+		keys[i] = randKey()
+		s.Save(ctx, keys[i], rec, 0)
+	}
+	versions := make([]uint64, len(keys))
+	for i := range versions {
+		versions[i] = 1
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		j := i & 1023
+		rec.Version = versions[j] + 1
+		if err := s.Save(ctx, keys[j], rec, versions[j]); err != nil {
+			b.Fatal(err)
+		}
+		versions[j]++
+		i++
+	}
+}
+
+func BenchmarkSaveParallel(b *testing.B) {
+	s := New()
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		k := randKey()
+		rec := benchRecord(256)
+		prev := uint64(0)
+		for pb.Next() {
+			rec.Version = prev + 1
+			if err := s.Save(ctx, k, rec, prev); err != nil {
+				b.Fatal(err)
+			}
+			prev++
+		}
+	})
+}
+
+func BenchmarkLoadParallel(b *testing.B) {
+	s := New()
+	ctx := context.Background()
+	keys := make([]sesh.Key, 1024)
+	for i := range keys {
+		keys[i] = randKey()
+		s.Save(ctx, keys[i], benchRecord(256), 0)
+	}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		i := 0
+		for pb.Next() {
+			if _, err := s.Load(ctx, keys[i&1023]); err != nil {
+				b.Fatal(err)
+			}
+			i++
+		}
+	})
+}
+
+// BenchmarkBytesPerRecord reports the heap held per record, besides Data,
+// with 100k records: all of one user, spread over 1000 users, or each of
+// its own user (user names are 16 bytes).
+func BenchmarkBytesPerRecord(b *testing.B) {
+	for _, users := range []int{1, 1000, 100_000} {
+		b.Run(fmt.Sprintf("users=%d", users), func(b *testing.B) { benchBytesPerRecord(b, users) })
+	}
+}
+
+func benchBytesPerRecord(b *testing.B, nusers int) {
+	const n = 100_000
+	users := make([]string, nusers)
+	for i := range users {
+		users[i] = fmt.Sprintf("user-%011d", i)
+	}
+	keys := make([]sesh.Key, n)
+	for i := range keys {
+		keys[i] = randKey()
+	}
+	ctx := context.Background()
+	exp := time.Now().Add(time.Hour)
+	var perRecord float64
+	for b.Loop() {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		s := New()
+		for i, k := range keys {
+			s.Save(ctx, k, sesh.Record{Version: 1, Expires: exp, User: users[i%len(users)]}, 0)
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		perRecord = float64(after.HeapAlloc-before.HeapAlloc) / n
+		runtime.KeepAlive(s)
+	}
+	b.ReportMetric(perRecord, "bytes/record")
+}
+
+func unsafeStringData(s string) *byte { return unsafe.StringData(s) }
