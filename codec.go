@@ -1,6 +1,9 @@
 package sesh
 
-import "encoding/json"
+import (
+	"encoding/json"
+	"strconv"
+)
 
 // Codec turns values into bytes and back. Values are encoded when they are
 // set and decoded on demand into the caller's type, so no type needs
@@ -12,11 +15,91 @@ type Codec interface {
 	Decode(data []byte, v any) error
 }
 
-// JSONCodec is the default [Codec], built on encoding/json.
+// JSONCodec is the default [Codec], built on encoding/json. Integers,
+// booleans and plain ASCII strings take a fast path that produces exactly
+// the bytes encoding/json would.
 type JSONCodec struct{}
 
 // Encode implements [Codec].
-func (JSONCodec) Encode(v any) ([]byte, error) { return json.Marshal(v) }
+func (JSONCodec) Encode(v any) ([]byte, error) {
+	switch x := v.(type) {
+	case int:
+		return strconv.AppendInt(nil, int64(x), 10), nil
+	case int64:
+		return strconv.AppendInt(nil, x, 10), nil
+	case bool:
+		return strconv.AppendBool(nil, x), nil
+	case string:
+		if plainString(x) {
+			b := make([]byte, 0, len(x)+2)
+			b = append(b, '"')
+			b = append(b, x...)
+			return append(b, '"'), nil
+		}
+	}
+	return json.Marshal(v)
+}
 
 // Decode implements [Codec].
-func (JSONCodec) Decode(data []byte, v any) error { return json.Unmarshal(data, v) }
+func (JSONCodec) Decode(data []byte, v any) error {
+	switch p := v.(type) {
+	case *int:
+		if plainInt(data) {
+			if n, err := strconv.ParseInt(string(data), 10, strconv.IntSize); err == nil {
+				*p = int(n)
+				return nil
+			}
+		}
+	case *int64:
+		if plainInt(data) {
+			if n, err := strconv.ParseInt(string(data), 10, 64); err == nil {
+				*p = n
+				return nil
+			}
+		}
+	case *bool:
+		switch string(data) {
+		case "true":
+			*p = true
+			return nil
+		case "false":
+			*p = false
+			return nil
+		}
+	case *string:
+		if n := len(data); n >= 2 && data[0] == '"' && data[n-1] == '"' && plainString(string(data[1:n-1])) {
+			*p = string(data[1 : n-1])
+			return nil
+		}
+	}
+	return json.Unmarshal(data, v)
+}
+
+// plainString reports whether encoding/json writes s between quotes
+// unchanged: printable ASCII without quote, backslash or the HTML
+// characters it escapes.
+func plainString(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			return false
+		}
+	}
+	return true
+}
+
+// plainInt reports whether b is a JSON integer: -?(0|[1-9][0-9]*).
+func plainInt(b []byte) bool {
+	if len(b) > 0 && b[0] == '-' {
+		b = b[1:]
+	}
+	if len(b) == 0 || (b[0] == '0' && len(b) > 1) {
+		return false
+	}
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}

@@ -64,6 +64,9 @@ func NewSlogObserver(l *slog.Logger) Observer {
 		if e.Kind.Security() {
 			level = slog.LevelWarn
 		}
+		if !l.Enabled(ctx, level) {
+			return
+		}
 		attrs := []slog.Attr{slog.String("event", string(e.Kind))}
 		for _, a := range [...]struct{ k, v string }{
 			{"user", e.User}, {"session", e.Handle}, {"ip", e.IP}, {"user_agent", e.UserAgent}, {"detail", e.Detail},

@@ -124,7 +124,7 @@ func (f Flash) Pop(kinds ...string) []Message {
 			s.setChange(k, change{del: true})
 		}
 		if s.version > 0 && !s.renew && len(s.retire) == 0 {
-			ctx, cancel := context.WithTimeout(context.WithoutCancel(s.req.Context()), s.m.cfg.StoreTimeout)
+			ctx, cancel := s.m.storeCtx(context.WithoutCancel(s.req.Context()))
 			err := s.saveLive(ctx, s.m.now(), false)
 			cancel()
 			if err != nil {

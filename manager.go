@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -21,6 +22,8 @@ type Manager struct {
 	box      *seal.Box
 	tokenBox *seal.Box
 	locker   Locker
+	// nonblocking stores need no per-operation timeout.
+	nonblocking bool
 }
 
 // New returns a Manager keeping sessions in store. It fails when the
@@ -33,6 +36,7 @@ func New(store Store, cfg Config) (*Manager, error) {
 		return nil, err
 	}
 	m := &Manager{store: store, cfg: cfg, box: cfg.Keys.Box("session"), tokenBox: cfg.Keys.Box("remember")}
+	_, m.nonblocking = store.(Nonblocking)
 	if l, ok := store.(Locker); ok {
 		m.locker = l
 	} else {
@@ -56,6 +60,15 @@ func (m *Manager) Sweep(ctx context.Context, limit int) (int, error) {
 		return 0, nil
 	}
 	return sw.Sweep(ctx, limit)
+}
+
+// storeCtx bounds one store operation by Config.StoreTimeout, unless the
+// store never blocks.
+func (m *Manager) storeCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	if m.nonblocking {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, m.cfg.StoreTimeout)
 }
 
 // Store returns the manager's store.
@@ -88,7 +101,7 @@ type loaded struct {
 // (unknown, expired or corrupt records) is stateAbsent.
 func (m *Manager) load(ctx context.Context, id sessionID) (loaded, loadState, error) {
 	key := id.storeKey()
-	ctx, cancel := context.WithTimeout(ctx, m.cfg.StoreTimeout)
+	ctx, cancel := m.storeCtx(ctx)
 	defer cancel()
 	sr, err := m.store.Load(ctx, key)
 	switch {
@@ -133,7 +146,7 @@ func (m *Manager) load(ctx context.Context, id sessionID) (loaded, loadState, er
 // remove deletes a dead record, best effort: the record is dead either
 // way, and a store that fails here will fail the next request loudly.
 func (m *Manager) remove(ctx context.Context, key Key) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), m.cfg.StoreTimeout)
+	ctx, cancel := m.storeCtx(context.WithoutCancel(ctx))
 	defer cancel()
 	_ = m.store.Delete(ctx, key, time.Time{})
 }
@@ -217,22 +230,35 @@ func (m *Manager) expires(rec *record) time.Time {
 	return abs
 }
 
-// candidates returns the distinct well-formed session IDs among the
-// request's cookies, at most maxCandidates of them.
-func (m *Manager) candidates(r *http.Request) []sessionID {
-	const maxCandidates = 4
-	var out []sessionID
-	for _, c := range r.CookiesNamed(m.cfg.Cookie.Name) {
-		id, ok := parseSessionID(c.Value)
-		if !ok || slices.Contains(out, id) {
-			continue
-		}
-		out = append(out, id)
-		if len(out) == maxCandidates {
-			break
+// maxCandidates bounds the session cookies one request may present.
+const maxCandidates = 4
+
+// candidates appends to dst the distinct well-formed session IDs among
+// the request's cookies, at most maxCandidates of them. It scans the
+// Cookie headers itself: names are compared exactly, never decoded, and
+// nothing is allocated for the other cookies.
+func (m *Manager) candidates(r *http.Request, dst []sessionID) []sessionID {
+	name := m.cfg.Cookie.Name
+	for _, line := range r.Header["Cookie"] {
+		for line != "" {
+			var part string
+			part, line, _ = strings.Cut(line, ";")
+			part = strings.TrimLeft(part, " \t")
+			n, v, ok := strings.Cut(part, "=")
+			if !ok || n != name {
+				continue
+			}
+			id, ok := parseSessionID(strings.TrimRight(v, " \t"))
+			if !ok || slices.Contains(dst, id) {
+				continue
+			}
+			dst = append(dst, id)
+			if len(dst) == maxCandidates {
+				return dst
+			}
 		}
 	}
-	return out
+	return dst
 }
 
 // cookie returns the session cookie for value; an empty value gives the

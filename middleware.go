@@ -27,7 +27,8 @@ import (
 func (m *Manager) Handler(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s := &Session{m: m}
-		rw := &responseWriter{ResponseWriter: w, s: s}
+		rw := &s.rw
+		rw.ResponseWriter, rw.s = w, s
 		r = r.WithContext(context.WithValue(r.Context(), ctxKey{}, s))
 		s.req, s.w = r, rw
 		defer s.release()

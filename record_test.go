@@ -3,6 +3,8 @@ package sesh
 import (
 	"bytes"
 	"errors"
+	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -181,4 +183,44 @@ func FuzzDecodeToken(f *testing.F) {
 			t.Fatalf("unstable re-encoding: %v", err)
 		}
 	})
+}
+
+func TestCandidates(t *testing.T) {
+	m := &Manager{cfg: Config{Cookie: CookieConfig{Name: "__Host-sesh"}}}
+	a, _ := newSessionID()
+	b, _ := newSessionID()
+	ea, eb := a.encode(), b.encode()
+	cases := []struct {
+		name   string
+		header []string
+		want   []sessionID
+	}{
+		{"none", nil, nil},
+		{"one", []string{"__Host-sesh=" + ea}, []sessionID{a}},
+		{"among others", []string{"x=1; __Host-sesh=" + ea + "; y=2"}, []sessionID{a}},
+		{"spaces and tabs", []string{" \t__Host-sesh=" + ea + " \t"}, []sessionID{a}},
+		{"two headers", []string{"__Host-sesh=" + ea, "__Host-sesh=" + eb}, []sessionID{a, b}},
+		{"duplicate", []string{"__Host-sesh=" + ea + "; __Host-sesh=" + ea}, []sessionID{a}},
+		{"other name", []string{"__Host-sesh2=" + ea + "; sesh=" + ea + "; __host-sesh=" + ea}, nil},
+		{"encoded name", []string{"__%48ost-sesh=" + ea}, nil},
+		{"quoted", []string{`__Host-sesh="` + ea + `"`}, nil},
+		{"bad value first", []string{"__Host-sesh=junk; __Host-sesh=" + eb}, []sessionID{b}},
+	}
+	for _, tc := range cases {
+		r := &http.Request{Header: http.Header{"Cookie": tc.header}}
+		got := m.candidates(r, nil)
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("%s: got %d IDs, want %d", tc.name, len(got), len(tc.want))
+		}
+	}
+	// At most maxCandidates are examined.
+	var sb strings.Builder
+	for range 10 {
+		id, _ := newSessionID()
+		sb.WriteString("__Host-sesh=" + id.encode() + "; ")
+	}
+	r := &http.Request{Header: http.Header{"Cookie": {sb.String()}}}
+	if got := m.candidates(r, nil); len(got) != maxCandidates {
+		t.Fatalf("flood: got %d candidates, want %d", len(got), maxCandidates)
+	}
 }

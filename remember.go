@@ -128,7 +128,7 @@ func (m *Manager) rememberCookie(value string, expires time.Time) *http.Cookie {
 
 // loadToken reads and opens the token of selector.
 func (m *Manager) loadToken(ctx context.Context, key Key) (*rememberToken, uint64, error) {
-	ctx, cancel := context.WithTimeout(ctx, m.cfg.StoreTimeout)
+	ctx, cancel := m.storeCtx(ctx)
 	defer cancel()
 	sr, err := m.store.Load(ctx, key)
 	if err != nil {
@@ -157,7 +157,7 @@ func (m *Manager) saveToken(ctx context.Context, key Key, t *rememberToken, prev
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, m.cfg.StoreTimeout)
+	ctx, cancel := m.storeCtx(ctx)
 	defer cancel()
 	return m.store.Save(ctx, key, Record{Data: data, Version: prev + 1, Expires: t.expires, User: t.user, Kind: KindToken}, prev)
 }
@@ -261,7 +261,7 @@ func (s *Session) forgetToken(ctx context.Context, hdr http.Header) error {
 	}
 	h := hashValidator(val)
 	if subtle.ConstantTimeCompare(h, t.hash) == 1 || (len(t.prevHash) > 0 && subtle.ConstantTimeCompare(h, t.prevHash) == 1) {
-		dctx, cancel := context.WithTimeout(ctx, m.cfg.StoreTimeout)
+		dctx, cancel := m.storeCtx(ctx)
 		defer cancel()
 		if err := m.store.Delete(dctx, key, time.Time{}); err != nil {
 			return fmt.Errorf("%w: delete token: %w", ErrStoreUnavailable, err)
@@ -374,7 +374,7 @@ func (s *Session) restoreSession(ctx context.Context, t *rememberToken, now time
 	if err != nil {
 		return id, nil, err
 	}
-	sctx, cancel := context.WithTimeout(ctx, s.m.cfg.StoreTimeout)
+	sctx, cancel := s.m.storeCtx(ctx)
 	defer cancel()
 	if err := s.m.store.Save(sctx, key, sr, 0); err != nil {
 		return id, nil, fmt.Errorf("%w: save: %w", ErrStoreUnavailable, err)
@@ -396,7 +396,7 @@ func (m *Manager) revokeTokens(ctx context.Context, user string) error {
 	if !ok || user == "" {
 		return nil
 	}
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), m.cfg.StoreTimeout)
+	sctx, cancel := m.storeCtx(context.WithoutCancel(ctx))
 	defer cancel()
 	entries, err := idx.UserRecords(sctx, user)
 	if err != nil {

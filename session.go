@@ -31,8 +31,10 @@ type Session struct {
 	state  sessState
 	failed error // sticky load failure
 
-	presented  bool      // the request carried a session cookie
-	id         sessionID // ID of the live session, valid when version > 0
+	candBuf    [maxCandidates]sessionID
+	rw         responseWriter // allocated with the session
+	presented  bool           // the request carried a session cookie
+	id         sessionID      // ID of the live session, valid when version > 0
 	key        Key
 	rec        *record // last known content; nil when there is no live record
 	version    uint64  // 0: no live record under key
@@ -107,7 +109,7 @@ func (s *Session) ensure() bool {
 // loadLocked finds the live session among the request's cookies.
 func (s *Session) loadLocked() error {
 	m := s.m
-	cands := m.candidates(s.req)
+	cands := m.candidates(s.req, s.candBuf[:0])
 	if len(cands) == 0 {
 		return s.restore()
 	}
@@ -218,7 +220,7 @@ func (s *Session) release() {
 	s.unlock = nil
 	s.mu.Unlock()
 	if unlock != nil {
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(s.req.Context()), s.m.cfg.StoreTimeout)
+		ctx, cancel := s.m.storeCtx(context.WithoutCancel(s.req.Context()))
 		defer cancel()
 		_ = unlock(ctx)
 	}
@@ -775,7 +777,7 @@ func (s *Session) commit(headersSent bool, status int) error {
 		s.resetPending()
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(s.req.Context()), s.m.cfg.StoreTimeout)
+	ctx, cancel := s.m.storeCtx(context.WithoutCancel(s.req.Context()))
 	defer cancel()
 	return s.commitLocked(ctx, hdr)
 }
@@ -829,7 +831,7 @@ func (s *Session) commitLocked(ctx context.Context, hdr http.Header) error {
 	if len(s.retire) > 0 {
 		tomb := now.Add(m.cfg.TombstoneTTL)
 		for _, k := range s.retire {
-			dctx, cancel := context.WithTimeout(ctx, m.cfg.StoreTimeout)
+			dctx, cancel := m.storeCtx(ctx)
 			err := m.store.Delete(dctx, k, tomb)
 			cancel()
 			if err != nil {

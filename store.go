@@ -180,6 +180,13 @@ type Locker interface {
 	Lock(ctx context.Context, key Key, ttl time.Duration) (unlock func(context.Context) error, err error)
 }
 
+// Nonblocking is implemented by stores whose operations complete without
+// waiting on I/O or other processes, such as memstore. The manager skips
+// its per-operation timeout for them, which saves a timer per operation.
+type Nonblocking interface {
+	Nonblocking()
+}
+
 // Taker is implemented by stores that can consume a record atomically:
 // of any number of concurrent Take calls on one key, exactly one gets the
 // record. It serves single-use tokens.

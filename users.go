@@ -44,7 +44,7 @@ func (m *Manager) userSessions(ctx context.Context, user string) ([]userSession,
 	if user == "" {
 		return nil, nil
 	}
-	sctx, cancel := context.WithTimeout(ctx, m.cfg.StoreTimeout)
+	sctx, cancel := m.storeCtx(ctx)
 	defer cancel()
 	entries, err := idx.UserRecords(sctx, user)
 	if err != nil {
@@ -172,7 +172,7 @@ func (m *Manager) revoke(ctx context.Context, user string, list []userSession, k
 			n++
 			continue
 		}
-		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), m.cfg.StoreTimeout)
+		dctx, cancel := m.storeCtx(context.WithoutCancel(ctx))
 		err := m.store.Delete(dctx, us.key, tomb)
 		cancel()
 		if err != nil {

@@ -57,7 +57,12 @@ var (
 	_ sesh.Sweeper     = (*Store)(nil)
 	_ sesh.Locker      = (*Store)(nil)
 	_ sesh.Taker       = (*Store)(nil)
+	_ sesh.Nonblocking = (*Store)(nil)
 )
+
+// Nonblocking implements [sesh.Nonblocking]: no operation of a Store waits
+// on I/O, so the manager needs no timeout for it.
+func (*Store) Nonblocking() {}
 
 // Store is an in-memory session store. Make one with [New].
 type Store struct {
