@@ -100,7 +100,8 @@ func (r *record) appendEncode(dst []byte) []byte {
 // key and value, keys strictly ascending.
 func appendValues(dst []byte, values map[string][]byte) []byte {
 	dst = binary.AppendUvarint(dst, uint64(len(values)))
-	keys := make([]string, 0, len(values))
+	var small [16]string
+	keys := small[:0]
 	for k := range values {
 		keys = append(keys, k)
 	}

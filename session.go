@@ -44,7 +44,7 @@ type Session struct {
 	sentCookie bool // this request's response carries the session cookie
 
 	// Pending changes, re-applied to the newest version on conflict.
-	changes     map[string]change
+	changes     changeSet
 	cleared     bool
 	userSet     bool
 	user        string
@@ -82,6 +82,43 @@ const (
 type change struct {
 	val []byte
 	del bool
+}
+
+// changeSet is a request's pending changes, by full key. A request changes
+// few keys, so a slice searched linearly beats a map.
+type changeSet []keyChange
+
+type keyChange struct {
+	key string
+	change
+}
+
+func (cs changeSet) get(k string) (change, bool) {
+	for i := range cs {
+		if cs[i].key == k {
+			return cs[i].change, true
+		}
+	}
+	return change{}, false
+}
+
+func (cs *changeSet) set(k string, c change) {
+	for i := range *cs {
+		if (*cs)[i].key == k {
+			(*cs)[i].change = c
+			return
+		}
+	}
+	*cs = append(*cs, keyChange{k, c})
+}
+
+func (cs *changeSet) remove(k string) {
+	for i := range *cs {
+		if (*cs)[i].key == k {
+			*cs = append((*cs)[:i], (*cs)[i+1:]...)
+			return
+		}
+	}
 }
 
 type ctxKey struct{}
@@ -271,7 +308,7 @@ func validKey(k string) bool {
 // value returns the current raw value of full key k. The caller holds s.mu
 // and has called ensure.
 func (s *Session) value(k string) ([]byte, bool) {
-	if c, ok := s.changes[k]; ok {
+	if c, ok := s.changes.get(k); ok {
 		return c.val, !c.del
 	}
 	if s.cleared || s.rec == nil {
@@ -282,10 +319,7 @@ func (s *Session) value(k string) ([]byte, bool) {
 }
 
 func (s *Session) setChange(k string, c change) {
-	if s.changes == nil {
-		s.changes = make(map[string]change)
-	}
-	s.changes[k] = c
+	s.changes.set(k, c)
 }
 
 // keys returns the sorted full keys with the given prefix that have a
@@ -308,8 +342,8 @@ func (s *Session) keys(prefix string, root bool) []string {
 			add(k)
 		}
 	}
-	for k := range s.changes {
-		add(k)
+	for _, kc := range s.changes {
+		add(kc.key)
 	}
 	slices.Sort(out)
 	return slices.Compact(out)
@@ -329,14 +363,14 @@ func (s *Session) sizeWith(k string, v []byte) int {
 	}
 	if s.rec != nil && !s.cleared {
 		for key, val := range s.rec.values {
-			if _, changed := s.changes[key]; !changed {
+			if _, changed := s.changes.get(key); !changed {
 				seen(key, val)
 			}
 		}
 	}
-	for key, c := range s.changes {
-		if !c.del {
-			seen(key, c.val)
+	for _, kc := range s.changes {
+		if !kc.del {
+			seen(kc.key, kc.val)
 		}
 	}
 	return n + len(k) + len(v) + 4
@@ -708,11 +742,11 @@ func (s *Session) apply(base *record, now time.Time) *record {
 	if next.values == nil || s.cleared {
 		next.values = make(map[string][]byte, len(s.changes))
 	}
-	for k, c := range s.changes {
-		if c.del {
-			delete(next.values, k)
+	for _, kc := range s.changes {
+		if kc.del {
+			delete(next.values, kc.key)
 		} else {
-			next.values[k] = c.val
+			next.values[kc.key] = kc.val
 		}
 	}
 	if s.userSet {
@@ -946,12 +980,12 @@ func (s *Session) saveLive(ctx context.Context, now time.Time, touch bool) error
 		// Flash messages this request popped but another request popped
 		// first are not this request's to show.
 		for k := range s.popped {
-			if c, pending := s.changes[k]; !pending || !c.del {
+			if c, pending := s.changes.get(k); !pending || !c.del {
 				continue
 			}
 			if _, ok := l.rec.values[k]; !ok {
 				delete(s.popped, k)
-				delete(s.changes, k)
+				s.changes.remove(k)
 			}
 		}
 	}
