@@ -20,6 +20,9 @@ func (k Key) String() string { return hex.EncodeToString(k[:]) }
 // IsZero reports whether k is the zero key, which no record ever uses.
 func (k Key) IsZero() bool { return k == Key{} }
 
+// MaxUserLen is the longest [Record.User] every store must hold.
+const MaxUserLen = 1024
+
 // Kind tells what a record holds. Stores keep it with the record and
 // return it unchanged; it lets listings tell sessions from tokens without
 // opening the sealed data.
@@ -36,7 +39,8 @@ const (
 //
 // Stores keep Expires at millisecond precision, truncated (never rounded
 // up), and must round-trip Versions up to math.MaxInt64, User as arbitrary
-// bytes (NUL and invalid UTF-8 included), and Data of at least 256 KiB.
+// bytes (NUL and invalid UTF-8 included) of up to [MaxUserLen] bytes, and
+// Data of at least 256 KiB. Larger values may be refused with ErrTooLarge.
 //
 // Data is the sealed envelope: opaque to the store, and already bound to
 // its key, so a store can neither read nor move it. The other fields are
@@ -137,8 +141,8 @@ type Entry struct {
 // record, whatever the state of background cleanup.
 type UserIndexer interface {
 	// UserRecords returns the live records whose User is user, in no
-	// particular order. An unknown user gives an empty result and no
-	// error.
+	// particular order. An unknown user, or "", gives an empty result and
+	// no error.
 	UserRecords(ctx context.Context, user string) ([]Entry, error)
 }
 
@@ -162,8 +166,10 @@ type Lister interface {
 type Sweeper interface {
 	// Sweep deletes up to limit dead records and tombstones, removing them
 	// from any index, and returns how many it deleted. A result below
-	// limit means none were left when it looked. It must never hold a lock
-	// over the whole store; each call does bounded work.
+	// limit means none were left when it looked, except dead records that
+	// other transactions held at the time (SQL SKIP LOCKED), which the
+	// next call finds. It must never hold a lock over the whole store;
+	// each call does bounded locking work.
 	Sweep(ctx context.Context, limit int) (int, error)
 }
 
@@ -176,7 +182,10 @@ type Locker interface {
 	// a crashed holder cannot block the key forever (stores with coarse
 	// clocks may round ttl up, by at most a second). The returned unlock
 	// releases it only if it is still held by this caller, and otherwise
-	// returns ErrLockLost.
+	// returns ErrLockLost. A remote store must not abandon an attempt in
+	// flight when ctx ends: a lock won after Lock returned would block the
+	// key until it lapses, so it must release such a lock before
+	// returning ctx's error.
 	Lock(ctx context.Context, key Key, ttl time.Duration) (unlock func(context.Context) error, err error)
 }
 
