@@ -1,5 +1,0 @@
-//go:build race
-
-package seal_test
-
-const raceEnabled = true
