@@ -156,15 +156,6 @@ func newKey() sesh.Key {
 	return k
 }
 
-// newKeys returns n random keys.
-func newKeys(n int) []sesh.Key {
-	keys := make([]sesh.Key, n)
-	for i := range keys {
-		keys[i] = newKey()
-	}
-	return keys
-}
-
 // randomName returns prefix followed by random hex, for user names that no
 // other subtest uses.
 func randomName(t testing.TB, prefix string) string {
