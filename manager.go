@@ -143,6 +143,21 @@ func (m *Manager) load(ctx context.Context, id sessionID) (loaded, loadState, er
 	return loaded{rec: rec, version: sr.Version}, stateLive, nil
 }
 
+// retire deletes a record leaving a tombstone, trying twice: a session
+// that should have ended must not stay valid because of one lost packet.
+func (m *Manager) retire(ctx context.Context, key Key, tomb time.Time) error {
+	var err error
+	for range 2 {
+		dctx, cancel := m.storeCtx(ctx)
+		err = m.store.Delete(dctx, key, tomb)
+		cancel()
+		if err == nil {
+			return nil
+		}
+	}
+	return err
+}
+
 // remove deletes a dead record, best effort: the record is dead either
 // way, and a store that fails here will fail the next request loudly.
 func (m *Manager) remove(ctx context.Context, key Key) {

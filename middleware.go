@@ -124,6 +124,9 @@ func (w *responseWriter) start(status int) bool {
 	for _, c := range s.delivered {
 		h.Add("Set-Cookie", c) // a restored session must reach the browser
 	}
+	if s.clearSite {
+		h.Set("Clear-Site-Data", s.m.cfg.ClearSiteData)
+	}
 	s.mu.Unlock()
 	s.m.cfg.Logger.LogAttrs(s.req.Context(), slog.LevelWarn, "sesh: session commit failed", slog.String("error", err.Error()))
 	s.m.cfg.ErrorHandler(w.ResponseWriter, s.req, err)

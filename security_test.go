@@ -448,3 +448,48 @@ func TestIPBindingEnforced(t *testing.T) {
 		t.Fatalf("owner lost the session: got %q", r.body)
 	}
 }
+
+func TestLoginAsAnotherUserDropsData(t *testing.T) {
+	h := newHarness(t, nil)
+	c := h.client()
+	h.get(c, "/put?k=cart&v=anon-cart")
+	h.do(c, "POST", "/login?u=alice", "")
+	if r := h.get(c, "/get?k=cart"); r.body != "anon-cart" {
+		t.Fatalf("anonymous data after login: got %q, want it kept", r.body)
+	}
+	h.get(c, "/put?k=secret&v=alice-only")
+	h.get(c, "/flash/set?m=for-alice")
+	h.do(c, "POST", "/login?u=alice", "") // same user again: kept
+	if r := h.get(c, "/get?k=secret"); r.body != "alice-only" {
+		t.Fatalf("same user re-login: got %q, want data kept", r.body)
+	}
+	h.do(c, "POST", "/login?u=bob", "")
+	for _, path := range []string{"/get?k=secret", "/get?k=cart", "/flash/get"} {
+		if r := h.get(c, path); r.body != "" {
+			t.Fatalf("bob sees alice's %s: %q", path, r.body)
+		}
+	}
+	if r := h.get(c, "/whoami"); r.body != "bob" {
+		t.Fatalf("whoami: got %q", r.body)
+	}
+}
+
+func TestLogoutWithFailingDeleteStillClearsBrowser(t *testing.T) {
+	h := newHarness(t, nil)
+	c := h.client()
+	h.do(c, "POST", "/login?u=alice", "")
+	h.store.failDelete.Store(true)
+	r := h.do(c, "POST", "/logout", "")
+	if r.code != http.StatusServiceUnavailable {
+		t.Fatalf("logout with failing store: got %d, want 503 (never report success)", r.code)
+	}
+	if v, ok := cookieValue(r, sesh.DefaultCookieName); !ok || v != "" {
+		t.Fatalf("no deletion cookie on failed logout: %q", r.header.Values("Set-Cookie"))
+	}
+	if got := r.header.Get("Clear-Site-Data"); got != `"cookies"` {
+		t.Fatalf("Clear-Site-Data on failed logout: got %q", got)
+	}
+	if n := h.store.deletes.Load(); n < 2 {
+		t.Fatalf("delete attempts: got %d, want a retry", n)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"net/http"
 	"slices"
@@ -63,7 +64,8 @@ type Session struct {
 	deliver         bool
 	deliverRemember string
 	rememberExpires time.Time
-	delivered       []string // the Set-Cookie values sent for it
+	delivered       []string // Set-Cookie values that an error response keeps
+	clearSite       bool     // an error response keeps Clear-Site-Data
 	dropRemember    bool     // clear a useless remember-me cookie
 	newIP           string   // the session moved to this network (PolicyLog)
 
@@ -625,11 +627,21 @@ func (s *Session) Destroy() {
 
 // Login renews the session ID, binds the session to user and records the
 // authentication time. Pass the user's stable identifier, never a secret.
+// Data of an anonymous session is kept (a cart survives logging in); data
+// of a session bound to another user is dropped, values, bags and flash
+// alike.
 func (s *Session) Login(user string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !s.ensure() {
 		return
+	}
+	cur := s.user
+	if !s.userSet && s.rec != nil {
+		cur = s.rec.user
+	}
+	if cur != "" && cur != user {
+		s.cleared, s.changes, s.popped = true, nil, nil
 	}
 	s.renew = true
 	s.dropSecrets()
@@ -865,16 +877,23 @@ func (s *Session) commitLocked(ctx context.Context, hdr http.Header) error {
 	if len(s.retire) > 0 {
 		tomb := now.Add(m.cfg.TombstoneTTL)
 		for _, k := range s.retire {
-			dctx, cancel := m.storeCtx(ctx)
-			err := m.store.Delete(dctx, k, tomb)
-			cancel()
+			err := m.retire(ctx, k, tomb)
 			if err != nil {
 				if created {
 					// Do not leave two live sessions: undo the new one.
 					m.remove(ctx, s.key)
 					s.rec, s.version = nil, 0
 					hdr.Del("Set-Cookie")
+				} else if hdr != nil && s.presented {
+					// The store kept the session, but the browser is still
+					// told to forget it; the error response reports the
+					// failure, and carries these cookies.
+					setCookie(hdr, m.cookie("", time.Time{}))
+					s.delivered = append(s.delivered, hdr.Values("Set-Cookie")...)
+					s.clearSite = logout && m.cfg.ClearSiteData != "-"
 				}
+				m.cfg.Logger.LogAttrs(ctx, slog.LevelError, "sesh: session could not be deleted; it stays valid until it expires",
+					slog.String("session", handle(k)), slog.String("error", err.Error()))
 				return fmt.Errorf("%w: delete: %w", ErrStoreUnavailable, err)
 			}
 		}
