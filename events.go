@@ -29,6 +29,11 @@ const (
 	EventCSRFRejected    EventKind = "csrf_rejected"
 	EventCorrupt         EventKind = "corrupt_record"
 	EventDuplicateCookie EventKind = "duplicate_cookie"
+	// EventUnknownSession: a well-formed session cookie named no live
+	// session (never issued, expired, or ended). Expected now and then
+	// from returning visitors; a burst from one client is a guessing
+	// attack worth throttling. Logged at debug level by NewSlogObserver.
+	EventUnknownSession EventKind = "unknown_session"
 )
 
 // Event describes something that happened to a session. It never carries
@@ -61,8 +66,11 @@ func (f ObserverFunc) Observe(ctx context.Context, e Event) { f(ctx, e) }
 func NewSlogObserver(l *slog.Logger) Observer {
 	return ObserverFunc(func(ctx context.Context, e Event) {
 		level := slog.LevelInfo
-		if e.Kind.Security() {
+		switch {
+		case e.Kind.Security():
 			level = slog.LevelWarn
+		case e.Kind == EventUnknownSession:
+			level = slog.LevelDebug
 		}
 		if !l.Enabled(ctx, level) {
 			return

@@ -2,6 +2,7 @@ package sesh_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/netip"
 	"strings"
@@ -491,5 +492,22 @@ func TestLogoutWithFailingDeleteStillClearsBrowser(t *testing.T) {
 	}
 	if n := h.store.deletes.Load(); n < 2 {
 		t.Fatalf("delete attempts: got %d, want a retry", n)
+	}
+}
+
+func TestUnknownSessionIsReported(t *testing.T) {
+	h := newHarness(t, nil)
+	raw := h.rawClient()
+	for i := range 3 {
+		h.do(raw, "GET", "/whoami", sesh.DefaultCookieName+"="+validLooking(fmt.Sprint("guess", i)))
+	}
+	h.do(raw, "GET", "/whoami", sesh.DefaultCookieName+"=not-even-well-formed")
+	h.do(raw, "GET", "/whoami", "")
+	evs := h.eventsOf(sesh.EventUnknownSession)
+	if len(evs) != 3 {
+		t.Fatalf("unknown_session events: got %d, want 3 (one per well-formed guess)", len(evs))
+	}
+	if evs[0].IP == "" {
+		t.Fatal("unknown_session event lacks the client IP needed to throttle")
 	}
 }

@@ -179,6 +179,7 @@ func (s *Session) loadLocked() error {
 		if s.gone {
 			return nil
 		}
+		s.report(EventUnknownSession, "", "")
 		return s.restore()
 	case 1:
 	default:

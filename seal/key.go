@@ -3,6 +3,7 @@ package seal
 import (
 	"bytes"
 	"crypto/rand"
+	"crypto/subtle"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -116,7 +117,7 @@ func checkSecret(id uint32, secret []byte) error {
 		return &keyError{id, "secret is a single repeated byte", ErrWeakKey}
 	}
 	for _, p := range publishedSecrets {
-		if bytes.Equal(secret, p) {
+		if subtle.ConstantTimeCompare(secret, p) == 1 {
 			return &keyError{id, "secret is a published example key; generate one with seal.GenerateKey", ErrWeakKey}
 		}
 	}
@@ -149,7 +150,7 @@ func NewRing(keys ...Key) (*Ring, error) {
 			if prev.ID == k.ID {
 				return nil, &keyError{k.ID, "duplicate key ID", nil}
 			}
-			if bytes.Equal(prev.Secret, k.Secret) {
+			if subtle.ConstantTimeCompare(prev.Secret, k.Secret) == 1 {
 				return nil, &keyError{k.ID, fmt.Sprintf("same secret as key %d", prev.ID), ErrWeakKey}
 			}
 		}
