@@ -59,7 +59,11 @@ func (m *Manager) Sweep(ctx context.Context, limit int) (int, error) {
 	if !ok || limit <= 0 {
 		return 0, nil
 	}
-	return sw.Sweep(ctx, limit)
+	n, err := sw.Sweep(ctx, limit)
+	if n > 0 {
+		m.Report(ctx, Event{Kind: EventExpired, Detail: fmt.Sprintf("swept %d dead records", n)})
+	}
+	return n, err
 }
 
 // storeCtx bounds one store operation by Config.StoreTimeout, unless the

@@ -688,3 +688,37 @@ func TestNewRefusesBadConfig(t *testing.T) {
 		})
 	}
 }
+
+func TestSweepRemovesExpiredAndReports(t *testing.T) {
+	h := newHarness(t, nil)
+	for range 5 {
+		h.get(h.client(), "/put?k=a&v=1")
+	}
+	live := h.client()
+	h.clock.Advance(sesh.DefaultIdleTimeout - time.Minute)
+	h.get(live, "/put?k=a&v=1")
+	h.clock.Advance(2 * time.Minute)
+	total := 0
+	for {
+		n, err := h.m.Sweep(t.Context(), 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		total += n
+		if n < 2 {
+			break
+		}
+	}
+	if total != 5 {
+		t.Fatalf("swept %d records, want 5", total)
+	}
+	if got := h.mem.Len(); got != 1 {
+		t.Fatalf("records left: got %d, want the 1 live one", got)
+	}
+	if r := h.get(live, "/get?k=a"); r.body != "1" {
+		t.Fatalf("live session after sweep: got %q", r.body)
+	}
+	if n := len(h.eventsOf(sesh.EventExpired)); n == 0 {
+		t.Fatal("sweeping reported no expired event")
+	}
+}
