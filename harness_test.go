@@ -64,6 +64,7 @@ func testRing(t testing.TB) *seal.Ring {
 type faultStore struct {
 	sesh.Store
 	failLoad, failSave, failDelete atomic.Bool
+	corruptLoad                    atomic.Bool // Load reports an unparseable entry
 	saves, loads, deletes          atomic.Int64
 }
 
@@ -73,6 +74,9 @@ func (f *faultStore) Load(ctx context.Context, k sesh.Key) (sesh.Record, error) 
 	f.loads.Add(1)
 	if f.failLoad.Load() {
 		return sesh.Record{}, errInjected
+	}
+	if f.corruptLoad.Load() {
+		return sesh.Record{}, fmt.Errorf("teststore: bad framing: %w", sesh.ErrCorrupt)
 	}
 	return f.Store.Load(ctx, k)
 }

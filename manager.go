@@ -114,6 +114,12 @@ func (m *Manager) load(ctx context.Context, id sessionID) (loaded, loadState, er
 		return loaded{}, stateAbsent, nil
 	case errors.Is(err, ErrGone):
 		return loaded{}, stateGone, nil
+	case errors.Is(err, ErrCorrupt):
+		// The store cannot parse what it holds: never lock the user out
+		// over it.
+		m.Report(ctx, Event{Kind: EventCorrupt, Handle: handle(key), Detail: "unparseable store entry dropped"})
+		m.remove(ctx, key)
+		return loaded{}, stateAbsent, nil
 	default:
 		return loaded{}, stateAbsent, fmt.Errorf("%w: load: %w", ErrStoreUnavailable, err)
 	}

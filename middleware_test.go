@@ -722,3 +722,26 @@ func TestSweepRemovesExpiredAndReports(t *testing.T) {
 		t.Fatal("sweeping reported no expired event")
 	}
 }
+
+func TestCorruptStoreEntryNeverLocksOut(t *testing.T) {
+	h := newHarness(t, nil)
+	c := h.client()
+	h.do(c, "POST", "/login?u=alice", "")
+	h.store.corruptLoad.Store(true)
+	deletes := h.store.deletes.Load()
+	r := h.get(c, "/whoami")
+	h.store.corruptLoad.Store(false)
+	if r.code != 200 || r.body != "anon" {
+		t.Fatalf("unparseable store entry: got %d %q, want 200 anon (not a 5xx)", r.code, r.body)
+	}
+	if h.store.deletes.Load() == deletes {
+		t.Fatal("the unparseable entry was not deleted")
+	}
+	if len(h.eventsOf(sesh.EventCorrupt)) == 0 {
+		t.Fatal("no corrupt event")
+	}
+	// A fresh session works at once.
+	if r := h.get(c, "/put?k=a&v=1"); r.code != 200 {
+		t.Fatalf("new session after corruption: got %d", r.code)
+	}
+}

@@ -135,6 +135,10 @@ func (m *Manager) loadToken(ctx context.Context, key Key) (*rememberToken, uint6
 		if errors.Is(err, ErrNotFound) || errors.Is(err, ErrGone) {
 			return nil, 0, ErrNotFound
 		}
+		if errors.Is(err, ErrCorrupt) {
+			m.remove(ctx, key)
+			return nil, 0, ErrNotFound
+		}
 		return nil, 0, fmt.Errorf("%w: load token: %w", ErrStoreUnavailable, err)
 	}
 	if sr.Kind != KindToken || !sr.Expires.After(m.now()) || len(sr.Data) > 4096 {

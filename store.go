@@ -81,6 +81,11 @@ var (
 	// ErrTooLarge means the record exceeds what the store can hold.
 	// Nothing was written.
 	ErrTooLarge = errors.New("sesh: record too large")
+	// ErrCorrupt means the store holds an entry under the key that it
+	// cannot parse (a damaged file, a foreign value). The manager treats
+	// the record as absent, reports it and deletes it, so Delete must
+	// remove such an entry: a damaged entry must never lock a user out.
+	ErrCorrupt = errors.New("sesh: corrupt store entry")
 	// ErrLockLost is returned by the unlock function of a [Locker] when
 	// the caller no longer held the lock: it lapsed, or was released
 	// already. The current holder's lock is left alone.

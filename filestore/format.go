@@ -2,7 +2,6 @@ package filestore
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"hash/crc32"
 	"time"
@@ -49,7 +48,7 @@ const (
 // another key, a symbolic link or not a regular file. It is a store
 // failure, not [sesh.ErrNotFound]: the record is not known to be absent.
 // Delete removes such a file.
-var ErrCorrupt = errors.New("filestore: corrupt record file")
+var ErrCorrupt = fmt.Errorf("filestore: corrupt record file (%w)", sesh.ErrCorrupt)
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 

@@ -282,7 +282,7 @@ func encodeTombstone(untilMs int64) []byte {
 	return binary.BigEndian.AppendUint64(b, uint64(untilMs))
 }
 
-var errCorrupt = errors.New("redisstore: corrupt value")
+var errCorrupt = fmt.Errorf("redisstore: corrupt value (%w)", sesh.ErrCorrupt)
 
 // decode parses a stored value. For a tombstone it returns tomb and its end
 // as expMs. The returned Data aliases v.

@@ -19,6 +19,21 @@ import "github.com/redis/go-redis/v9"
 // commands are passed as the ARGV strings they came from.
 
 const luaHelpers = `
+local function valid(v)
+  local f = string.byte(v, 1)
+  if f == 0 then return #v == 9 end
+  if f ~= 1 or #v < 19 then return false end
+  local n, m, i = 0, 1, 19
+  while true do
+    local b = string.byte(v, i)
+    if not b or i > 28 then return false end
+    i = i + 1
+    n = n + (b % 128) * m
+    if b < 128 then break end
+    m = m * 128
+  end
+  return i + n - 1 <= #v
+end
 local function ms(v)
   local n = 0
   for i = 2, 9 do n = n * 256 + string.byte(v, i) end
@@ -47,6 +62,7 @@ end
 var saveScript = redis.NewScript(luaHelpers + `
 local now = tonumber(ARGV[3])
 local old = redis.call('GET', KEYS[1])
+if old and not valid(old) then old = false end -- corrupt: as absent
 local olduser = ''
 if old then
   local live = ms(old) > now
@@ -90,6 +106,8 @@ return 1
 var deleteScript = redis.NewScript(luaHelpers + `
 local now = tonumber(ARGV[1])
 local old = redis.call('GET', KEYS[1])
+local bad = old and not valid(old)
+if bad then old = false end
 if old then
   if string.byte(old, 1) == 0 then
     if ms(old) > now and (ARGV[2] == '' or ms(old) >= ms(ARGV[2])) then return 1 end
@@ -100,7 +118,7 @@ if old then
 end
 if ARGV[2] ~= '' then
   redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
-elseif old then
+elseif old or bad then
   redis.call('DEL', KEYS[1])
 end
 return 1
@@ -113,7 +131,7 @@ return 1
 // record.
 var takeScript = redis.NewScript(luaHelpers + `
 local old = redis.call('GET', KEYS[1])
-if not old or ms(old) <= tonumber(ARGV[1]) then return false end
+if not old or not valid(old) or ms(old) <= tonumber(ARGV[1]) then return false end
 if string.byte(old, 1) == 0 then return 0 end
 local u = user(old)
 if u ~= '' then redis.call('ZREM', ARGV[2] .. redis.sha1hex(u), ARGV[3]) end
