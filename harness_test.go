@@ -109,6 +109,10 @@ func (f *faultStore) Lock(ctx context.Context, k sesh.Key, ttl time.Duration) (f
 	return f.Store.(sesh.Locker).Lock(ctx, k, ttl)
 }
 
+func (f *faultStore) List(ctx context.Context, cursor string, limit int) ([]sesh.Entry, string, error) {
+	return f.Store.(sesh.Lister).List(ctx, cursor, limit)
+}
+
 func (f *faultStore) Sweep(ctx context.Context, limit int) (int, error) {
 	return f.Store.(sesh.Sweeper).Sweep(ctx, limit)
 }
