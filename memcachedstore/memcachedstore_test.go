@@ -84,65 +84,11 @@ func TestConformanceIndexed(t *testing.T) {
 // see each other's writes: create, compare-and-set, tombstone, lock.
 func TestTwoInstances(t *testing.T) {
 	addr := server(t)
-	prefix := testPrefix()
-	clock := storetest.NewClock()
-	s1 := memcachedstore.New(newClient(t, addr), memcachedstore.WithPrefix(prefix), memcachedstore.WithClock(clock.Now))
-	s2 := memcachedstore.New(newClient(t, addr), memcachedstore.WithPrefix(prefix), memcachedstore.WithClock(clock.Now))
-	ctx := t.Context()
-	var k sesh.Key
-	rand.Read(k[:])
-	r1 := sesh.Record{Data: []byte("one"), Version: 1, Expires: clock.Now().Add(time.Hour), User: "alice"}
-	if err := s1.Save(ctx, k, r1, 0); err != nil {
-		t.Fatalf("s1.Save: %v", err)
-	}
-	got, err := s2.Load(ctx, k)
-	if err != nil || string(got.Data) != "one" || got.Version != 1 || got.User != "alice" {
-		t.Fatalf("s2.Load: got (%+v, %v), want s1's record", got, err)
-	}
-	if err := s2.Save(ctx, k, r1, 0); !errors.Is(err, sesh.ErrConflict) {
-		t.Fatalf("s2.Save(create over s1's record): got %v, want ErrConflict", err)
-	}
-	r2 := sesh.Record{Data: []byte("two"), Version: 2, Expires: clock.Now().Add(time.Hour), User: "bob"}
-	if err := s2.Save(ctx, k, r2, 1); err != nil {
-		t.Fatalf("s2.Save(prev 1): %v", err)
-	}
-	if err := s1.Save(ctx, k, sesh.Record{Data: []byte("stale"), Version: 2, Expires: clock.Now().Add(time.Hour)}, 1); !errors.Is(err, sesh.ErrConflict) {
-		t.Fatalf("s1.Save(stale prev 1): got %v, want ErrConflict", err)
-	}
-	if got, err := s1.Load(ctx, k); err != nil || string(got.Data) != "two" {
-		t.Fatalf("s1.Load: got (%q, %v), want s2's record", got.Data, err)
-	}
-	if err := s2.Delete(ctx, k, clock.Now().Add(time.Minute)); err != nil {
-		t.Fatalf("s2.Delete: %v", err)
-	}
-	if _, err := s1.Load(ctx, k); !errors.Is(err, sesh.ErrGone) {
-		t.Fatalf("s1.Load after s2's Delete: got %v, want ErrGone", err)
-	}
-	if err := s1.Save(ctx, k, r1, 0); !errors.Is(err, sesh.ErrConflict) {
-		t.Fatalf("s1.Save under s2's tombstone: got %v, want ErrConflict", err)
-	}
-	unlock, err := s1.Lock(ctx, k, time.Minute)
-	if err != nil {
-		t.Fatalf("s1.Lock: %v", err)
-	}
-	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
-	defer cancel()
-	if _, err := s2.Lock(short, k, time.Minute); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("s2.Lock while s1 holds it: got %v, want DeadlineExceeded", err)
-	}
-	if err := unlock(ctx); err != nil {
-		t.Fatalf("unlock: %v", err)
-	}
-	if err := unlock(ctx); !errors.Is(err, memcachedstore.ErrLockLost) {
-		t.Fatalf("second unlock: got %v, want ErrLockLost", err)
-	}
-	unlock2, err := s2.Lock(ctx, k, time.Minute)
-	if err != nil {
-		t.Fatalf("s2.Lock after unlock: %v", err)
-	}
-	if err := unlock2(ctx); err != nil {
-		t.Fatalf("unlock: %v", err)
-	}
+	storetest.RunTwoInstances(t, func(t *testing.T, now func() time.Time) (sesh.Store, sesh.Store) {
+		prefix := testPrefix()
+		return memcachedstore.New(newClient(t, addr), memcachedstore.WithPrefix(prefix), memcachedstore.WithClock(now)),
+			memcachedstore.New(newClient(t, addr), memcachedstore.WithPrefix(prefix), memcachedstore.WithClock(now))
+	})
 }
 
 // recorder keeps every byte the client writes to memcached.

@@ -165,24 +165,19 @@ func TestMigrateIdempotentAndLongNames(t *testing.T) {
 	}
 }
 
-func TestBinaryKeys(t *testing.T) {
-	s, _ := freshStore(t, newDB(t))
-	testBinaryKeys(t, s)
-}
-
 func TestTwoInstances(t *testing.T) {
 	for _, returning := range []bool{true, false} {
 		t.Run(map[bool]string{true: "Returning", false: "NoReturning"}[returning], func(t *testing.T) {
-			dbA, dbB := newDB(t), newDB(t)
-			clock := storetest.NewClock()
-			a, table := freshStore(t, dbA, mysqlstore.WithClock(clock.Now))
-			b, err := mysqlstore.New(dbB, mysqlstore.WithTable(table), mysqlstore.WithClock(clock.Now))
-			if err != nil {
-				t.Fatal(err)
-			}
-			mysqlstore.SetReturning(a, returning)
-			mysqlstore.SetReturning(b, returning)
-			testTwoInstances(t, clock, a, b)
+			storetest.RunTwoInstances(t, func(t *testing.T, now func() time.Time) (sesh.Store, sesh.Store) {
+				a, table := freshStore(t, newDB(t), mysqlstore.WithClock(now))
+				b, err := mysqlstore.New(newDB(t), mysqlstore.WithTable(table), mysqlstore.WithClock(now))
+				if err != nil {
+					t.Fatal(err)
+				}
+				mysqlstore.SetReturning(a, returning)
+				mysqlstore.SetReturning(b, returning)
+				return a, b
+			})
 		})
 	}
 }
@@ -272,12 +267,6 @@ func TestCreateOverDeadConcurrently(t *testing.T) {
 	}
 }
 
-func TestTombstoneKept(t *testing.T) {
-	clock := storetest.NewClock()
-	s, _ := freshStore(t, newDB(t), mysqlstore.WithClock(clock.Now))
-	testTombstoneKept(t, clock, s)
-}
-
 // TestLockAttemptNotAbandoned: a Lock whose ctx ends while its attempt
 // waits in the server must not leave a lease behind that no one can
 // unlock (the attempt would take it once the server got to it).
@@ -322,10 +311,4 @@ func TestLockAttemptNotAbandoned(t *testing.T) {
 		t.Fatalf("Lock after the timed-out one: got %v, want the lock (no lease may be left behind)", err)
 	}
 	unlock(ctx)
-}
-
-func TestUnlockLapsed(t *testing.T) {
-	clock := storetest.NewClock()
-	s, _ := freshStore(t, newDB(t), mysqlstore.WithClock(clock.Now))
-	testUnlockLapsed(t, clock, s)
 }

@@ -227,20 +227,15 @@ func TestSchema(t *testing.T) {
 	}
 }
 
-func TestBinaryKeys(t *testing.T) {
-	s, _ := freshStore(t, newPool(t))
-	testBinaryKeys(t, s)
-}
-
 func TestTwoInstances(t *testing.T) {
-	poolA, poolB := newPool(t), newPool(t)
-	clock := storetest.NewClock()
-	a, table := freshStore(t, poolA, pgstore.WithClock(clock.Now))
-	b, err := pgstore.New(poolB, pgstore.WithTable(table), pgstore.WithClock(clock.Now))
-	if err != nil {
-		t.Fatal(err)
-	}
-	testTwoInstances(t, clock, a, b)
+	storetest.RunTwoInstances(t, func(t *testing.T, now func() time.Time) (sesh.Store, sesh.Store) {
+		a, table := freshStore(t, newPool(t), pgstore.WithClock(now))
+		b, err := pgstore.New(newPool(t), pgstore.WithTable(table), pgstore.WithClock(now))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a, b
+	})
 }
 
 func TestTooLarge(t *testing.T) {
@@ -263,12 +258,6 @@ func TestTooLarge(t *testing.T) {
 	if err := s.Save(ctx, k, r, 0); err != nil {
 		t.Errorf("Save with a user of MaxUserLen bytes: %v", err)
 	}
-}
-
-func TestTombstoneKept(t *testing.T) {
-	clock := storetest.NewClock()
-	s, _ := freshStore(t, newPool(t), pgstore.WithClock(clock.Now))
-	testTombstoneKept(t, clock, s)
 }
 
 // TestLockAttemptNotAbandoned: a Lock whose ctx ends while its attempt
@@ -315,10 +304,4 @@ func TestLockAttemptNotAbandoned(t *testing.T) {
 		t.Fatalf("Lock after the timed-out one: got %v, want the lock (no lease may be left behind)", err)
 	}
 	unlock(ctx)
-}
-
-func TestUnlockLapsed(t *testing.T) {
-	clock := storetest.NewClock()
-	s, _ := freshStore(t, newPool(t), pgstore.WithClock(clock.Now))
-	testUnlockLapsed(t, clock, s)
 }

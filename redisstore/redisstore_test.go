@@ -162,78 +162,13 @@ func randomHex(n int) string {
 func TestTwoInstances(t *testing.T) {
 	for _, b := range backends {
 		t.Run(b.name, func(t *testing.T) {
-			c1, c2 := b.client(t), b.client(t)
-			prefix := testPrefix(t, c1)
-			clock := storetest.NewClock()
-			s1 := redisstore.New(c1, redisstore.WithPrefix(prefix), redisstore.WithClock(clock.Now))
-			s2 := redisstore.New(c2, redisstore.WithPrefix(prefix), redisstore.WithClock(clock.Now))
-			twoInstances(t, s1, s2, clock)
+			storetest.RunTwoInstances(t, func(t *testing.T, now func() time.Time) (sesh.Store, sesh.Store) {
+				c1, c2 := b.client(t), b.client(t)
+				prefix := testPrefix(t, c1)
+				return redisstore.New(c1, redisstore.WithPrefix(prefix), redisstore.WithClock(now)),
+					redisstore.New(c2, redisstore.WithPrefix(prefix), redisstore.WithClock(now))
+			})
 		})
-	}
-}
-
-func twoInstances(t *testing.T, s1, s2 *redisstore.Store, clock *storetest.Clock) {
-	ctx := t.Context()
-	var k sesh.Key
-	rand.Read(k[:])
-	r1 := sesh.Record{Data: []byte("one"), Version: 1, Expires: clock.Now().Add(time.Hour), User: "alice"}
-	if err := s1.Save(ctx, k, r1, 0); err != nil {
-		t.Fatalf("s1.Save: %v", err)
-	}
-	got, err := s2.Load(ctx, k)
-	if err != nil || string(got.Data) != "one" || got.Version != 1 || got.User != "alice" {
-		t.Fatalf("s2.Load: got (%+v, %v), want s1's record", got, err)
-	}
-	if err := s2.Save(ctx, k, r1, 0); !errors.Is(err, sesh.ErrConflict) {
-		t.Fatalf("s2.Save(create over s1's record): got %v, want ErrConflict", err)
-	}
-	r2 := sesh.Record{Data: []byte("two"), Version: 2, Expires: clock.Now().Add(time.Hour), User: "bob"}
-	if err := s2.Save(ctx, k, r2, 1); err != nil {
-		t.Fatalf("s2.Save(prev 1): %v", err)
-	}
-	if err := s1.Save(ctx, k, sesh.Record{Data: []byte("stale"), Version: 2, Expires: clock.Now().Add(time.Hour)}, 1); !errors.Is(err, sesh.ErrConflict) {
-		t.Fatalf("s1.Save(stale prev 1): got %v, want ErrConflict", err)
-	}
-	if got, err := s1.Load(ctx, k); err != nil || string(got.Data) != "two" {
-		t.Fatalf("s1.Load: got (%q, %v), want s2's record", got.Data, err)
-	}
-	if es, err := s1.UserRecords(ctx, "bob"); err != nil || len(es) != 1 || es[0].Key != k {
-		t.Fatalf("s1.UserRecords(bob): got (%v, %v), want the record", es, err)
-	}
-	if es, err := s1.UserRecords(ctx, "alice"); err != nil || len(es) != 0 {
-		t.Fatalf("s1.UserRecords(alice): got (%v, %v), want none", es, err)
-	}
-	if err := s2.Delete(ctx, k, clock.Now().Add(time.Minute)); err != nil {
-		t.Fatalf("s2.Delete: %v", err)
-	}
-	if _, err := s1.Load(ctx, k); !errors.Is(err, sesh.ErrGone) {
-		t.Fatalf("s1.Load after s2's Delete: got %v, want ErrGone", err)
-	}
-	if err := s1.Save(ctx, k, r1, 0); !errors.Is(err, sesh.ErrConflict) {
-		t.Fatalf("s1.Save under s2's tombstone: got %v, want ErrConflict", err)
-	}
-	if es, err := s1.UserRecords(ctx, "bob"); err != nil || len(es) != 0 {
-		t.Fatalf("s1.UserRecords(bob) after Delete: got (%v, %v), want none", es, err)
-	}
-	// A lock taken through one instance holds against the other.
-	unlock, err := s1.Lock(ctx, k, time.Minute)
-	if err != nil {
-		t.Fatalf("s1.Lock: %v", err)
-	}
-	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
-	defer cancel()
-	if _, err := s2.Lock(short, k, time.Minute); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("s2.Lock while s1 holds it: got %v, want DeadlineExceeded", err)
-	}
-	if err := unlock(ctx); err != nil {
-		t.Fatalf("unlock: %v", err)
-	}
-	unlock2, err := s2.Lock(ctx, k, time.Minute)
-	if err != nil {
-		t.Fatalf("s2.Lock after unlock: %v", err)
-	}
-	if err := unlock2(ctx); err != nil {
-		t.Fatalf("unlock: %v", err)
 	}
 }
 

@@ -127,29 +127,16 @@ func TestMigrateIdempotent(t *testing.T) {
 	}
 }
 
-func TestBinaryKeys(t *testing.T) {
-	db, _ := newDB(t)
-	s, _ := freshStore(t, db)
-	testBinaryKeys(t, s)
-}
-
 func TestTwoInstances(t *testing.T) {
-	dbA, path := newDB(t)
-	dbB := openDB(t, path, pragmas)
-	clock := storetest.NewClock()
-	a, table := freshStore(t, dbA, sqlitestore.WithClock(clock.Now))
-	b, err := sqlitestore.New(dbB, sqlitestore.WithTable(table), sqlitestore.WithClock(clock.Now))
-	if err != nil {
-		t.Fatal(err)
-	}
-	testTwoInstances(t, clock, a, b)
-}
-
-func TestTombstoneKept(t *testing.T) {
-	db, _ := newDB(t)
-	clock := storetest.NewClock()
-	s, _ := freshStore(t, db, sqlitestore.WithClock(clock.Now))
-	testTombstoneKept(t, clock, s)
+	storetest.RunTwoInstances(t, func(t *testing.T, now func() time.Time) (sesh.Store, sesh.Store) {
+		dbA, path := newDB(t)
+		a, table := freshStore(t, dbA, sqlitestore.WithClock(now))
+		b, err := sqlitestore.New(openDB(t, path, pragmas), sqlitestore.WithTable(table), sqlitestore.WithClock(now))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a, b
+	})
 }
 
 func TestTooLarge(t *testing.T) {
@@ -275,11 +262,4 @@ func TestConcurrentWritersTwoHandles(t *testing.T) {
 	if got, err := a.Load(ctx, k); err != nil || string(got.Data) != strconv.Itoa(workers*each) {
 		t.Fatalf("after %d increments: got (%q, %v)", workers*each, got.Data, err)
 	}
-}
-
-func TestUnlockLapsed(t *testing.T) {
-	db, _ := newDB(t)
-	clock := storetest.NewClock()
-	s, _ := freshStore(t, db, sqlitestore.WithClock(clock.Now))
-	testUnlockLapsed(t, clock, s)
 }

@@ -519,6 +519,9 @@ func (s suite) testLocker(t *testing.T) {
 			if err := unlock(e.ctx); err != nil {
 				t.Fatalf("unlock: got error %v, want nil", err)
 			}
+			if err := unlock(e.ctx); !errors.Is(err, sesh.ErrLockLost) {
+				t.Fatalf("second unlock: got error %v, want ErrLockLost", err)
+			}
 		}
 	})
 	t.Run("IndependentKeys", func(t *testing.T) {

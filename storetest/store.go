@@ -39,6 +39,8 @@ func (s suite) testStore(t *testing.T) {
 	t.Run("Conflicts", s.testConflicts)
 	t.Run("Delete", s.testDelete)
 	t.Run("Tombstone", s.testTombstone)
+	t.Run("TombstoneNeverShortened", s.testTombstoneNeverShortened)
+	t.Run("NearKeys", s.testNearKeys)
 	t.Run("ConcurrentIncrements", s.testConcurrentIncrements)
 	t.Run("ConcurrentCreate", s.testConcurrentCreate)
 	t.Run("ConcurrentKeys", s.testConcurrentKeys)
