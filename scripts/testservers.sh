@@ -25,11 +25,13 @@
 #
 # Every server started here listens on 127.0.0.1 only. Output is one line
 # per server on stderr. TESTSERVERS_ONLY="redis memcached ..." limits the
-# kinds (postgres mysql redis cluster sentinel memcached); default all.
+# kinds (postgres mysql redis cluster sentinel memcached chromium); default
+# all. chromium is no server: it is Debian's headless browser for the demo's
+# browser tests, installed when missing, and exported as SESH_TEST_CHROMIUM.
 set -euo pipefail
 
 prog=testservers
-KINDS=${TESTSERVERS_ONLY:-postgres mysql redis cluster sentinel memcached}
+KINDS=${TESTSERVERS_ONLY:-postgres mysql redis cluster sentinel memcached chromium}
 WAIT_STEPS=${TESTSERVERS_WAIT_STEPS:-300} # polls of 0.1 s: 30 s per server
 
 tmp=""
@@ -397,6 +399,19 @@ setup_memcached() {
 	say "memcached 127.0.0.1:$MC_PORT $how"
 }
 
+### Chromium, for the browser tests
+
+setup_chromium() {
+	local how=found bin
+	bin=$(command -v chromium || echo /usr/bin/chromium)
+	if ! [ -x "$bin" ]; then
+		need_bin chromium chromium
+		bin=$(command -v chromium)
+	fi
+	export SESH_TEST_CHROMIUM=$bin
+	say "chromium $bin $how"
+}
+
 ### env: report what is already reachable
 
 print_env() {
@@ -420,6 +435,7 @@ print_env() {
 		done
 	fi
 	if mc_ok; then echo "export SESH_TEST_MEMCACHED='127.0.0.1:$MC_PORT'"; fi
+	if have chromium; then echo "export SESH_TEST_CHROMIUM='$(command -v chromium)'"; fi
 }
 
 usage() {
@@ -446,6 +462,7 @@ run)
 		cluster) setup_cluster ;;
 		sentinel) setup_sentinel ;;
 		memcached) setup_memcached ;;
+		chromium) setup_chromium ;;
 		*) die "unknown kind $kind in TESTSERVERS_ONLY" ;;
 		esac
 	done
