@@ -33,6 +33,8 @@ type SessionInfo struct {
 	Remembered bool
 	KeyID      uint32 // the key that sealed the record
 	Unreadable bool   // sealed under a key this manager does not have
+
+	idle, abs time.Time // the manager's deadlines
 }
 
 func (m *Manager) lister() (Lister, error) {
@@ -63,7 +65,11 @@ func (m *Manager) ListSessions(ctx context.Context, cursor string, limit int) ([
 		if e.Record.Kind != KindSession || !e.Record.Expires.After(now) {
 			continue
 		}
-		out = append(out, m.info(e))
+		si := m.info(e)
+		if !si.Unreadable && (!now.Before(si.idle) || !now.Before(si.abs)) {
+			continue // dead by the manager's own deadlines, as in Sessions
+		}
+		out = append(out, si)
 	}
 	return out, next, nil
 }
@@ -77,16 +83,19 @@ func (m *Manager) info(e Entry) SessionInfo {
 		return si
 	}
 	si.Created, si.LastSeen, si.AuthTime = rec.created, rec.lastSeen, rec.authTime
+	si.idle, si.abs = m.deadlines(rec)
 	si.IP, si.UserAgent, si.Remembered = rec.ip, rec.ua, rec.flags&flagRemembered != 0
 	return si
 }
 
-// each calls f for every live entry of the store, page by page.
+// each calls f once for every live entry of the store, page by page,
+// dropping the repeats a listing may contain.
 func (m *Manager) each(ctx context.Context, f func(Entry) error) error {
 	l, err := m.lister()
 	if err != nil {
 		return err
 	}
+	seen := make(map[Key]struct{})
 	cursor := ""
 	for {
 		entries, next, err := l.List(ctx, cursor, 500)
@@ -94,6 +103,10 @@ func (m *Manager) each(ctx context.Context, f func(Entry) error) error {
 			return fmt.Errorf("%w: list: %w", ErrStoreUnavailable, err)
 		}
 		for _, e := range entries {
+			if _, dup := seen[e.Key]; dup {
+				continue
+			}
+			seen[e.Key] = struct{}{}
 			if err := f(e); err != nil {
 				return err
 			}
