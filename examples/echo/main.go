@@ -1,0 +1,271 @@
+// Command echo is a small Echo application using sesh: a CSRF-protected
+// login form, logout, flash messages and a counter whose route is
+// exclusive, so parallel increments are never lost.
+//
+// Usage:
+//
+//	go run . [-addr 127.0.0.1:8080]
+//
+// Keys come from SESH_KEYS; without it a development key is generated at
+// start (sessions then end when the process does), with a warning.
+package main
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"flag"
+	"fmt"
+	"html/template"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/seshgo/sesh"
+	"github.com/seshgo/sesh/csrf"
+	"github.com/seshgo/sesh/memstore"
+	"github.com/seshgo/sesh/seal"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "echo example:", err)
+		os.Exit(1)
+	}
+}
+
+// run serves the application until ctx is done. It prints the URL it
+// listens on as the first line of stdout; logs go to stderr.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("echo", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	addr := fs.String("addr", "127.0.0.1:8080", "listen address")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, nil))
+	keys, err := loadKeys(logger)
+	if err != nil {
+		return err
+	}
+	m, err := newManager(memstore.New(), keys, logger)
+	if err != nil {
+		return err
+	}
+	app, err := newApp(m, logger)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: app, ReadHeaderTimeout: 10 * time.Second}
+	fmt.Fprintf(stdout, "listening on http://%s/\n", ln.Addr())
+
+	var wg sync.WaitGroup
+	wg.Go(func() { sweep(ctx, m, logger) })
+	wg.Go(func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	})
+	err = srv.Serve(ln)
+	wg.Wait()
+	if !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// loadKeys reads the key ring from SESH_KEYS, or generates a development
+// key. A generated key lives only as long as the process: restarting ends
+// every session. Generate a real one with `go -C cmd run ./seshctl keygen`.
+func loadKeys(logger *slog.Logger) (*seal.Ring, error) {
+	if v := os.Getenv("SESH_KEYS"); v != "" {
+		keys, err := seal.ParseRing(v)
+		if err != nil {
+			return nil, fmt.Errorf("SESH_KEYS: %w", err)
+		}
+		return keys, nil
+	}
+	logger.Warn("SESH_KEYS is not set: using a development key generated at start; sessions will not survive a restart. Set SESH_KEYS in production.")
+	k, err := seal.GenerateKey(1)
+	if err != nil {
+		return nil, err
+	}
+	return seal.NewRing(k)
+}
+
+// newManager builds the session manager on store.
+func newManager(store sesh.Store, keys *seal.Ring, logger *slog.Logger) (*sesh.Manager, error) {
+	return sesh.New(store, sesh.Config{
+		Keys:   keys,
+		Logger: logger,
+		// InsecureHTTP drops the Secure attribute and the __Host- prefix so
+		// that the cookie works over plain HTTP on localhost. Never set it
+		// in production: serve HTTPS and keep the default __Host-sesh
+		// cookie.
+		Cookie: sesh.CookieConfig{InsecureHTTP: true},
+	})
+}
+
+// sweep removes expired sessions from the memory store every minute.
+// Nothing sweeps in the background unless the application does.
+func sweep(ctx context.Context, m *sesh.Manager, logger *slog.Logger) {
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if _, err := m.Sweep(ctx, 500); err != nil && ctx.Err() == nil {
+				logger.Warn("sweeping sessions", "error", err)
+			}
+		}
+	}
+}
+
+// newApp returns the Echo application, with sesh's middleware around
+// every route.
+func newApp(m *sesh.Manager, logger *slog.Logger) (*echo.Echo, error) {
+	p, err := csrf.New(csrf.Config{Logger: logger})
+	if err != nil {
+		return nil, err
+	}
+	e := echo.New()
+	e.Logger.SetOutput(slog.NewLogLogger(logger.Handler(), slog.LevelWarn).Writer()) // Echo's own few warnings
+	e.Renderer = &echo.TemplateRenderer{Template: page}
+	e.Use(
+		// Every handler below finds its session with
+		// sesh.FromContext(c.Request().Context()).
+		echo.WrapMiddleware(m.Handler),
+		// Echo turns a handler's error into a response only after the whole
+		// middleware chain has returned: after sesh has committed the
+		// session as if the response were a 200. handleErrors writes the
+		// error response inside sesh's middleware instead, so that sesh sees
+		// the real status (and drops the changes of a 5xx response).
+		handleErrors,
+	)
+
+	e.GET("/", home(p))
+	e.GET("/whoami", whoami)
+	e.GET("/counter", counter)
+
+	// Every unsafe request must pass the CSRF check. It reads the
+	// session, so it goes inside sesh's middleware.
+	csrfCheck := echo.WrapMiddleware(p.Handler)
+	e.POST("/login", login, csrfCheck)
+	e.POST("/logout", logout, csrfCheck)
+	// The counter is read-modify-write of one key: m.Exclusive serialises
+	// requests on one session so that parallel increments are not lost. It
+	// must run before anything reads the session, so it goes before the
+	// CSRF check, which does.
+	e.POST("/counter", increment, echo.WrapMiddleware(m.Exclusive), csrfCheck)
+	return e, nil
+}
+
+// handleErrors answers a handler's error with Echo's error handler
+// while the response still goes through sesh's middleware.
+func handleErrors(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if err := next(c); err != nil {
+			c.Error(err)
+		}
+		return nil
+	}
+}
+
+var page = template.Must(template.New("page").Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>sesh + Echo</title></head>
+<body><h1>sesh + Echo</h1>
+{{range .Flash}}<p class="flash {{.Kind}}">{{.Text}}</p>
+{{end}}{{if .User}}<p>Signed in as <strong id="user">{{.User}}</strong>.</p>
+<form method="post" action="/logout">{{.CSRF}}<button>Sign out</button></form>
+{{else}}<form method="post" action="/login">{{.CSRF}}
+<label>User <input name="user" autocomplete="username" required></label>
+<label>Password <input name="password" type="password" autocomplete="current-password" required></label>
+<button>Sign in</button> (demo: any user name, password "demo")</form>
+{{end}}<p>Counter: <strong id="count">{{.Count}}</strong></p>
+<form method="post" action="/counter">{{.CSRF}}<button>+1</button></form>
+</body></html>
+`))
+
+// session returns the request's session, put in the request's context by
+// sesh's middleware.
+func session(c echo.Context) *sesh.Session {
+	return sesh.FromContext(c.Request().Context())
+}
+
+func home(p *csrf.Protection) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		s := session(c)
+		count, _ := sesh.Get[int](s, "count")
+		data := map[string]any{
+			"User":  s.User(),
+			"Count": count,
+			"Flash": s.Flash().Pop(),
+			// The token creates the session if needed: call it before the
+			// response starts, so that the cookie can still be set.
+			"CSRF": p.TemplateField(c.Request()),
+		}
+		c.Response().Header().Set("Cache-Control", "no-store") // the page carries a CSRF token
+		return c.Render(http.StatusOK, "page", data)
+	}
+}
+
+func whoami(c echo.Context) error {
+	c.Response().Header().Set("Cache-Control", "no-store")
+	return c.JSON(http.StatusOK, map[string]string{"user": session(c).User()})
+}
+
+func counter(c echo.Context) error {
+	n, _ := sesh.Get[int](session(c), "count")
+	c.Response().Header().Set("Cache-Control", "no-store")
+	return c.JSON(http.StatusOK, map[string]int{"count": n})
+}
+
+func increment(c echo.Context) error {
+	s := session(c)
+	n, _ := sesh.Get[int](s, "count")
+	if err := s.Set("count", n+1); err != nil {
+		return err
+	}
+	return c.Redirect(http.StatusSeeOther, "/")
+}
+
+func login(c echo.Context) error {
+	s := session(c)
+	user := strings.TrimSpace(c.Request().PostFormValue("user"))
+	if !checkPassword(user, c.Request().PostFormValue("password")) {
+		_ = s.Flash().Add("error", "Wrong user name or password.")
+		return c.Redirect(http.StatusSeeOther, "/")
+	}
+	s.Login(user) // a new session ID, bound to the user
+	_ = s.Flash().Add("success", "Welcome, "+user+".")
+	return c.Redirect(http.StatusSeeOther, "/")
+}
+
+func logout(c echo.Context) error {
+	session(c).Logout()
+	return c.Redirect(http.StatusSeeOther, "/")
+}
+
+// checkPassword stands in for a real credential check: any user name of
+// 1 to 64 bytes, with the password "demo".
+func checkPassword(user, password string) bool {
+	return user != "" && len(user) <= 64 &&
+		subtle.ConstantTimeCompare([]byte(password), []byte("demo")) == 1
+}
