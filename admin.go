@@ -156,10 +156,13 @@ func (m *Manager) RevokeSession(ctx context.Context, h string) error {
 	if err != nil {
 		return err
 	}
-	if err := m.retire(ctx, e.Key, m.now().Add(m.cfg.TombstoneTTL)); err != nil {
+	if err := m.retire(ctx, e.Key, time.Time{}); err != nil {
 		return fmt.Errorf("%w: revoke: %w", ErrStoreUnavailable, err)
 	}
 	m.Report(ctx, Event{Kind: EventRevoked, User: e.Record.User, Handle: h, Detail: "by an administrator"})
+	if rec, err := m.open(e.Key, e.Record.Data); err == nil && rec.device != "" {
+		return m.revokeDeviceTokens(ctx, e.Record.User, map[string]bool{rec.device: true})
+	}
 	return nil
 }
 
@@ -167,14 +170,9 @@ func (m *Manager) RevokeSession(ctx context.Context, h string) error {
 // store, for a breach response. It reports progress through progress, if
 // not nil, after each record.
 func (m *Manager) RevokeEverything(ctx context.Context, progress func(done int)) (int, error) {
-	tomb := m.now().Add(m.cfg.TombstoneTTL)
 	n := 0
 	err := m.each(ctx, func(e Entry) error {
-		until := tomb
-		if e.Record.Kind != KindSession {
-			until = time.Time{}
-		}
-		if err := m.retire(ctx, e.Key, until); err != nil {
+		if err := m.retire(ctx, e.Key, time.Time{}); err != nil {
 			return fmt.Errorf("%w: revoke: %w", ErrStoreUnavailable, err)
 		}
 		n++

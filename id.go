@@ -56,6 +56,17 @@ func (id sessionID) String() string { return "REDACTED" }
 // LogValue implements [slog.LogValuer].
 func (id sessionID) LogValue() slog.Value { return slog.StringValue("REDACTED") }
 
+// newDeviceID returns a random ID naming one browser's sessions across
+// renewals, so that revoking a session can find its remember-me token.
+// It is not a credential.
+func newDeviceID() string {
+	var b [12]byte
+	if _, err := io.ReadFull(randReader, b[:]); err != nil {
+		return ""
+	}
+	return idEncoding.EncodeToString(b[:])
+}
+
 // storeKey derives the store key of a session ID. The prefix separates
 // session keys from other record kinds.
 func (id sessionID) storeKey() Key {

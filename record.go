@@ -14,7 +14,7 @@ import (
 //	uvarint  created, last seen, auth time (Unix ms; 0 = never)
 //	uvarint  idle, absolute timeout overrides (ms; 0 = manager default)
 //	uvarint  flags
-//	string   user, IP, user agent          (uvarint length + bytes)
+//	string   user, IP, user agent, device  (uvarint length + bytes)
 //	uvarint  number of values
 //	         key string, value bytes       (keys strictly ascending)
 //
@@ -43,6 +43,7 @@ type record struct {
 	user     string
 	ip       string
 	ua       string
+	device   string // random ID of the browser, kept across renewals
 	values   map[string][]byte
 
 	// boundValues holds the sealed values of a bound-mode record until
@@ -70,7 +71,7 @@ func fromUnixMilli(v uint64) time.Time {
 
 // encodedSize returns an upper bound of the encoding's length.
 func (r *record) encodedSize() int {
-	n := 1 + 6*binary.MaxVarintLen64 + 4*binary.MaxVarintLen64 + len(r.user) + len(r.ip) + len(r.ua) + len(r.boundValues)
+	n := 1 + 6*binary.MaxVarintLen64 + 5*binary.MaxVarintLen64 + len(r.user) + len(r.ip) + len(r.ua) + len(r.device) + len(r.boundValues)
 	for k, v := range r.values {
 		n += 2*binary.MaxVarintLen64 + len(k) + len(v)
 	}
@@ -89,6 +90,7 @@ func (r *record) appendEncode(dst []byte) []byte {
 	dst = appendString(dst, r.user)
 	dst = appendString(dst, r.ip)
 	dst = appendString(dst, r.ua)
+	dst = appendString(dst, r.device)
 	if r.flags&flagBound != 0 {
 		dst = binary.AppendUvarint(dst, uint64(len(r.boundValues)))
 		return append(dst, r.boundValues...)
@@ -185,6 +187,7 @@ func decodeRecord(b []byte) (*record, error) {
 	r.user = string(d.bytes())
 	r.ip = string(d.bytes())
 	r.ua = string(d.bytes())
+	r.device = string(d.bytes())
 	if r.flags&flagBound != 0 {
 		r.boundValues = d.bytes()
 	} else {

@@ -43,6 +43,7 @@ type rememberToken struct {
 	prevUntil   time.Time
 	next        []byte // the current validator in clear (sealed), during grace
 	nextSession []byte // the session made by the last rotation, during grace
+	device      string // the device ID of the sessions it restores
 }
 
 func (t *rememberToken) encode() []byte {
@@ -55,7 +56,7 @@ func (t *rememberToken) encode() []byte {
 		b = binary.AppendUvarint(b, uint64(len(f)))
 		b = append(b, f...)
 	}
-	return b
+	return appendString(b, t.device)
 }
 
 func decodeToken(b []byte) (*rememberToken, error) {
@@ -66,6 +67,7 @@ func decodeToken(b []byte) (*rememberToken, error) {
 	t := &rememberToken{created: d.instant(), expires: d.instant(), prevUntil: d.instant()}
 	t.user = string(d.bytes())
 	t.hash, t.prevHash, t.next, t.nextSession = d.bytes(), d.bytes(), d.bytes(), d.bytes()
+	t.device = string(d.bytes())
 	if d.err || len(d.b) != 0 || len(t.hash) != sha256.Size || t.user == "" ||
 		(len(t.prevHash) != 0 && len(t.prevHash) != sha256.Size) ||
 		(len(t.next) != 0 && len(t.next) != validatorBytes) ||
@@ -219,8 +221,11 @@ func (s *Session) Remembered() bool {
 	return s.rec != nil && s.rec.flags&flagRemembered != 0
 }
 
-// issueToken creates a new token for user and sets its cookie.
-func (s *Session) issueToken(ctx context.Context, hdr http.Header, user string, authTime time.Time) error {
+// issueToken creates a new token for the user of the session rec and sets
+// its cookie. The token carries the session's device ID, so revoking the
+// session revokes the token too.
+func (s *Session) issueToken(ctx context.Context, hdr http.Header, rec *record) error {
+	user, authTime := rec.user, rec.authTime
 	m := s.m
 	sel, err := randomBytes(selectorBytes)
 	if err != nil {
@@ -234,7 +239,7 @@ func (s *Session) issueToken(ctx context.Context, hdr http.Header, user string, 
 	if authTime.IsZero() {
 		authTime = now
 	}
-	t := &rememberToken{user: user, created: authTime, expires: now.Add(m.cfg.RememberTTL), hash: hashValidator(val)}
+	t := &rememberToken{user: user, created: authTime, expires: now.Add(m.cfg.RememberTTL), hash: hashValidator(val), device: rec.device}
 	if err := m.saveToken(ctx, tokenKey(sel), t, 0); err != nil {
 		return fmt.Errorf("%w: save token: %w", ErrStoreUnavailable, err)
 	}
@@ -370,7 +375,7 @@ func (s *Session) restoreSession(ctx context.Context, t *rememberToken, now time
 	}
 	rec := &record{
 		created: now, lastSeen: now, authTime: t.created, flags: flagRemembered,
-		user: t.user, ip: s.m.clientIP(s.req).String(), ua: userAgent(s.req),
+		user: t.user, ip: s.m.clientIP(s.req).String(), ua: userAgent(s.req), device: t.device,
 		values: map[string][]byte{},
 	}
 	key := id.storeKey()
@@ -396,6 +401,12 @@ func (s *Session) adopt(id sessionID, rec *record, version uint64, remember stri
 
 // revokeTokens deletes every remember-me token of user.
 func (m *Manager) revokeTokens(ctx context.Context, user string) error {
+	return m.revokeDeviceTokens(ctx, user, nil)
+}
+
+// revokeDeviceTokens deletes the remember-me tokens of user whose device
+// is in devices, or all of them when devices is nil.
+func (m *Manager) revokeDeviceTokens(ctx context.Context, user string, devices map[string]bool) error {
 	idx, ok := m.store.(UserIndexer)
 	if !ok || user == "" {
 		return nil
@@ -409,6 +420,15 @@ func (m *Manager) revokeTokens(ctx context.Context, user string) error {
 	for _, e := range entries {
 		if e.Record.Kind != KindToken {
 			continue
+		}
+		if devices != nil {
+			pt, _, err := m.tokenBox.Open(nil, e.Record.Data, e.Key[:])
+			if err != nil {
+				continue
+			}
+			if t, err := decodeToken(pt); err != nil || !devices[t.device] {
+				continue
+			}
 		}
 		if err := m.store.Delete(sctx, e.Key, time.Time{}); err != nil {
 			return fmt.Errorf("%w: revoke token: %w", ErrStoreUnavailable, err)

@@ -511,3 +511,42 @@ func TestUnknownSessionIsReported(t *testing.T) {
 		t.Fatal("unknown_session event lacks the client IP needed to throttle")
 	}
 }
+
+// TestRevokedRememberedDeviceStaysOut: revoking a device's session also
+// revokes that device's remember-me token (found by the browser test), and
+// only that device's: a revoked browser cannot sign itself back in, and
+// gets a plain anonymous session rather than an error.
+func TestRevokedRememberedDeviceStaysOut(t *testing.T) {
+	h := newHarness(t, nil)
+	a := h.client()
+	h.do(a, "POST", "/login?u=alice", "")
+	c, rc := h.loginRemember("alice")
+	d, rd := h.loginRemember("alice")
+	var victim string
+	ds, _ := h.devices(c)
+	for _, dv := range ds {
+		if dv.Current {
+			victim = dv.Handle
+		}
+	}
+	if r := h.do(a, "POST", "/sessions/"+victim+"/revoke", ""); r.code != 200 {
+		t.Fatalf("revoke: got %d", r.code)
+	}
+	// The revoked browser, cookies and all, is signed out for good.
+	if r := h.get(c, "/whoami"); r.body != "anon" {
+		t.Fatalf("revoked remembered device: got %q, want anon", r.body)
+	}
+	if r := h.do(h.rawClient(), "GET", "/whoami", rememberName+"="+rc); r.body != "anon" {
+		t.Fatalf("revoked device's token: got %q, want anon", r.body)
+	}
+	if r := h.get(c, "/put?k=a&v=1"); r.code != 200 {
+		t.Fatalf("write from a revoked device: got %d, want 200 (a fresh session)", r.code)
+	}
+	// The other remembered device keeps its token.
+	if r := h.do(h.rawClient(), "GET", "/whoami", rememberName+"="+rd); r.body != "alice" {
+		t.Fatalf("another device's token: got %q, want alice", r.body)
+	}
+	if r := h.get(d, "/whoami"); r.body != "alice" {
+		t.Fatalf("another device: got %q", r.body)
+	}
+}

@@ -751,6 +751,7 @@ func (s *Session) apply(base *record, now time.Time) *record {
 		next.created = now
 		next.ip = s.m.clientIP(s.req).String()
 		next.ua = userAgent(s.req)
+		next.device = newDeviceID()
 	}
 	if next.values == nil || s.cleared {
 		next.values = make(map[string][]byte, len(s.changes))
@@ -867,7 +868,7 @@ func (s *Session) commitLocked(ctx context.Context, hdr http.Header) error {
 			return err
 		}
 		if s.rememberNew && next.user != "" {
-			if err := s.issueToken(ctx, hdr, next.user, next.authTime); err != nil {
+			if err := s.issueToken(ctx, hdr, next); err != nil {
 				m.remove(ctx, s.key)
 				s.rec, s.version = nil, 0
 				hdr.Del("Set-Cookie")

@@ -158,28 +158,38 @@ func (m *Manager) RevokeAll(ctx context.Context, user string) (int, error) {
 	return n, err
 }
 
-// revoke deletes the listed sessions, leaving tombstones, except keep.
+// revoke deletes the listed sessions, except keep, and the remember-me
+// tokens of their devices, so a revoked browser cannot sign itself back
+// in. Revoked sessions leave no tombstone: unlike a renewal, a revocation
+// gives the browser no newer cookie to protect, so its next request simply
+// starts anonymous (a request in flight still cannot write the session
+// back: its compare-and-set finds the record gone).
 func (m *Manager) revoke(ctx context.Context, user string, list []userSession, keep Key, skipKeep bool) (int, error) {
 	cur, hasCur := currentKey(ctx)
-	tomb := m.now().Add(m.cfg.TombstoneTTL)
 	n := 0
+	devices := make(map[string]bool)
 	for _, us := range list {
 		if skipKeep && us.key == keep {
 			continue
 		}
 		if hasCur && us.key == cur {
-			FromContext(ctx).Logout()
+			FromContext(ctx).Logout() // its own token goes with the logout
 			n++
 			continue
 		}
-		dctx, cancel := m.storeCtx(context.WithoutCancel(ctx))
-		err := m.store.Delete(dctx, us.key, tomb)
-		cancel()
-		if err != nil {
+		if err := m.retire(context.WithoutCancel(ctx), us.key, time.Time{}); err != nil {
 			return n, fmt.Errorf("%w: revoke: %w", ErrStoreUnavailable, err)
 		}
 		n++
+		if us.rec.device != "" {
+			devices[us.rec.device] = true
+		}
 		m.Report(ctx, Event{Kind: EventRevoked, User: user, Handle: handle(us.key), IP: us.rec.ip, UserAgent: us.rec.ua})
+	}
+	if len(devices) > 0 {
+		if err := m.revokeDeviceTokens(ctx, user, devices); err != nil {
+			return n, err
+		}
 	}
 	return n, nil
 }
