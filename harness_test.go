@@ -66,6 +66,7 @@ type faultStore struct {
 	failLoad, failSave, failDelete atomic.Bool
 	corruptLoad                    atomic.Bool // Load reports an unparseable entry
 	saves, loads, deletes          atomic.Int64
+	locking, maxLocking            atomic.Int64 // store Lock calls in flight
 }
 
 var errInjected = errors.New("injected store fault: dial tcp 10.0.0.1:6379: connection refused")
@@ -106,6 +107,14 @@ func (f *faultStore) UserRecords(ctx context.Context, user string) ([]sesh.Entry
 }
 
 func (f *faultStore) Lock(ctx context.Context, k sesh.Key, ttl time.Duration) (func(context.Context) error, error) {
+	n := f.locking.Add(1)
+	defer f.locking.Add(-1)
+	for {
+		m := f.maxLocking.Load()
+		if n <= m || f.maxLocking.CompareAndSwap(m, n) {
+			break
+		}
+	}
 	return f.Store.(sesh.Locker).Lock(ctx, k, ttl)
 }
 

@@ -22,6 +22,7 @@ type Manager struct {
 	box      *seal.Box
 	tokenBox *seal.Box
 	locker   Locker
+	local    *localLocker // queues exclusive requests within this process
 	// nonblocking stores need no per-operation timeout.
 	nonblocking bool
 }
@@ -37,10 +38,10 @@ func New(store Store, cfg Config) (*Manager, error) {
 	}
 	m := &Manager{store: store, cfg: cfg, box: cfg.Keys.Box("session"), tokenBox: cfg.Keys.Box("remember")}
 	_, m.nonblocking = store.(Nonblocking)
+	m.local = newLocalLocker()
+	m.locker = m.local
 	if l, ok := store.(Locker); ok {
 		m.locker = l
-	} else {
-		m.locker = newLocalLocker()
 	}
 	if cfg.Cookie.InsecureHTTP {
 		cfg.Logger.Warn("sesh: session cookie is not Secure (Cookie.InsecureHTTP); use only for development over plain HTTP")

@@ -242,14 +242,34 @@ func (s *Session) report(kind EventKind, user, detail string) {
 func (s *Session) lock(key Key) error {
 	ctx, cancel := context.WithTimeout(s.req.Context(), s.m.cfg.LockTimeout)
 	defer cancel()
-	unlock, err := s.m.locker.Lock(ctx, key, s.m.cfg.LockTTL)
-	if err != nil {
+	fail := func(err error) error {
 		if ctx.Err() != nil && s.req.Context().Err() == nil {
 			return ErrLockTimeout
 		}
 		return fmt.Errorf("%w: lock: %w", ErrStoreUnavailable, err)
 	}
-	s.unlock = unlock
+	// Requests of this process queue here first, in order, so that only
+	// one of them at a time contends for the store's lock: a store lock
+	// is polled, and many pollers of one key would time out and flood the
+	// store.
+	local, err := s.m.local.Lock(ctx, key, 0)
+	if err != nil {
+		return fail(err)
+	}
+	if s.m.locker == Locker(s.m.local) {
+		s.unlock = local
+		return nil
+	}
+	remote, err := s.m.locker.Lock(ctx, key, s.m.cfg.LockTTL)
+	if err != nil {
+		local(ctx)
+		return fail(err)
+	}
+	s.unlock = func(ctx context.Context) error {
+		err := remote(ctx)
+		local(ctx)
+		return err
+	}
 	return nil
 }
 

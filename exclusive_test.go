@@ -1,0 +1,64 @@
+package sesh_test
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"testing/synctest"
+
+	"github.com/seshgo/sesh"
+	"github.com/seshgo/sesh/memstore"
+)
+
+// TestExclusiveQueuesInProcess: while one exclusive request holds a
+// session, the others of the same process wait in an in-process queue,
+// so at most one of them at a time asks the store for its lock (store
+// locks are polled; hundreds of pollers would flood a SQL server).
+func TestExclusiveQueuesInProcess(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		store := &faultStore{Store: memstore.New()}
+		m, err := sesh.New(store, sesh.Config{Keys: testRing(t)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		hold := make(chan struct{})
+		h := m.Handler(m.Exclusive(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			s := sesh.FromContext(r.Context())
+			n, _ := sesh.Get[int](s, "n")
+			if r.URL.Path == "/hold" {
+				<-hold
+			}
+			s.Set("n", n+1)
+		})))
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", "https://example.com/", nil))
+		cookie := rec.Result().Cookies()[0]
+		send := func(path string) {
+			req := httptest.NewRequest("GET", "https://example.com"+path, nil)
+			req.AddCookie(cookie)
+			h.ServeHTTP(httptest.NewRecorder(), req)
+		}
+		done := make(chan struct{})
+		go func() { send("/hold"); close(done) }()
+		synctest.Wait() // the holder has the lock and waits
+		for range 5 {
+			go send("/")
+		}
+		synctest.Wait() // every other request is blocked somewhere
+		if n := store.locking.Load(); n > 1 {
+			t.Fatalf("requests waiting inside the store's Lock: got %d, want at most 1", n)
+		}
+		close(hold)
+		<-done
+		synctest.Wait()
+		req := httptest.NewRequest("GET", "https://example.com/", nil)
+		req.AddCookie(cookie)
+		var got int
+		m.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			got, _ = sesh.Get[int](sesh.FromContext(r.Context()), "n")
+		})).ServeHTTP(httptest.NewRecorder(), req)
+		if got != 7 {
+			t.Fatalf("counter: got %d, want 7", got)
+		}
+	})
+}
