@@ -845,6 +845,10 @@ func (s *Session) commit(headersSent bool, status int) error {
 		s.resetPending()
 		return nil
 	}
+	if !s.dirty() && len(s.retire) == 0 && !s.logout &&
+		(s.version == 0 || s.m.now().Sub(s.rec.lastSeen) < s.m.cfg.TouchInterval) {
+		return nil // nothing to write: no context, no store call
+	}
 	ctx, cancel := s.m.storeCtx(context.WithoutCancel(s.req.Context()))
 	defer cancel()
 	return s.commitLocked(ctx, hdr)

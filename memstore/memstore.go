@@ -616,6 +616,10 @@ func (s *Store) Sweep(ctx context.Context, limit int) (int, error) {
 	return n, err
 }
 
+// sweepRun is how many records Sweep removes under one hold of a shard's
+// lock.
+const sweepRun = 64
+
 // sweep is Sweep, also returning how many heap entries it examined.
 func (s *Store) sweep(ctx context.Context, limit int) (deleted, examined int, err error) {
 	if limit <= 0 {
@@ -634,7 +638,14 @@ func (s *Store) sweep(ctx context.Context, limit int) (deleted, examined int, er
 		if s.testHookShardLocked != nil {
 			s.testHookShardLocked(int(idx))
 		}
-		for deleted < limit && len(sh.heap) > 0 {
+		for run := 0; deleted < limit && len(sh.heap) > 0; run++ {
+			if run == sweepRun {
+				// Let loads of this shard in between: a load must never
+				// wait for a whole batch.
+				sh.mu.Unlock()
+				sh.mu.Lock()
+				run = 0
+			}
 			examined++
 			e := sh.heap[0]
 			if e.exp > now {
