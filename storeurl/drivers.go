@@ -452,12 +452,19 @@ func openMemcached(ctx context.Context, r *redactor, n *netURL) (sesh.Store, io.
 	}
 	// gomemcache takes no context: its Ping is bounded by the client's
 	// Timeout, and ctx by abandoning it.
+	// A context already done wins over whatever the ping says.
+	if err := ctx.Err(); err != nil {
+		client.Close()
+		return nil, nil, r.errorf("memcached: cannot reach %s: %w", r.url(), err)
+	}
 	done := make(chan error, 1)
-	go func() { done <- client.Ping() }()
+	go func() { done <- client.Ping() }() // ends within client.Timeout
 	select {
 	case err = <-done:
 	case <-ctx.Done():
-		err = ctx.Err()
+	}
+	if cerr := ctx.Err(); cerr != nil {
+		err = cerr
 	}
 	if err != nil {
 		client.Close()
