@@ -3,7 +3,7 @@ package sesh
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/base64"
+	"encoding/hex"
 	"log/slog"
 	"time"
 )
@@ -113,5 +113,7 @@ func handle(k Key) string {
 	h.Write([]byte("sesh/v1/handle\x00"))
 	h.Write(k[:])
 	var sum [32]byte
-	return base64.RawURLEncoding.EncodeToString(h.Sum(sum[:0])[:12])
+	// Hex: a handle never starts with '-' (a CLI would take it for a
+	// flag) and needs no escaping in URLs.
+	return hex.EncodeToString(h.Sum(sum[:0])[:12])
 }

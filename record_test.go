@@ -224,3 +224,15 @@ func TestCandidates(t *testing.T) {
 		t.Fatalf("flood: got %d candidates, want %d", len(got), maxCandidates)
 	}
 }
+
+// Handles go on command lines and in URLs: never a leading '-', nothing
+// to escape.
+func TestHandleForm(t *testing.T) {
+	for range 2000 {
+		id, _ := newSessionID()
+		h := handle(id.storeKey())
+		if len(h) != 24 || strings.Trim(h, "0123456789abcdef") != "" {
+			t.Fatalf("handle %q is not 24 lower-case hex digits", h)
+		}
+	}
+}
