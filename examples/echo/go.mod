@@ -11,6 +11,7 @@ require (
 	github.com/labstack/gommon v0.5.0 // indirect
 	github.com/mattn/go-colorable v0.1.15 // indirect
 	github.com/mattn/go-isatty v0.0.22 // indirect
+	github.com/seshgo/sesh/examples/exampletest v0.0.0
 	github.com/valyala/bytebufferpool v1.0.0 // indirect
 	github.com/valyala/fasttemplate v1.2.2 // indirect
 	golang.org/x/crypto v0.53.0 // indirect
@@ -20,3 +21,5 @@ require (
 )
 
 replace github.com/seshgo/sesh => ../../
+
+replace github.com/seshgo/sesh/examples/exampletest => ../exampletest
