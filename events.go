@@ -63,28 +63,45 @@ type ObserverFunc func(ctx context.Context, e Event)
 func (f ObserverFunc) Observe(ctx context.Context, e Event) { f(ctx, e) }
 
 // NewSlogObserver returns an [Observer] that logs each event to l.
-func NewSlogObserver(l *slog.Logger) Observer {
-	return ObserverFunc(func(ctx context.Context, e Event) {
-		level := slog.LevelInfo
-		switch {
-		case e.Kind.Security():
-			level = slog.LevelWarn
-		case e.Kind == EventUnknownSession:
-			level = slog.LevelDebug
+func NewSlogObserver(l *slog.Logger) Observer { return slogObserver{l} }
+
+type slogObserver struct{ l *slog.Logger }
+
+// level returns the level at which events of kind k are logged.
+func (slogObserver) level(k EventKind) slog.Level {
+	switch {
+	case k.Security():
+		return slog.LevelWarn
+	case k == EventUnknownSession:
+		return slog.LevelDebug
+	}
+	return slog.LevelInfo
+}
+
+func (o slogObserver) Observe(ctx context.Context, e Event) {
+	level := o.level(e.Kind)
+	if !o.l.Enabled(ctx, level) {
+		return
+	}
+	attrs := []slog.Attr{slog.String("event", string(e.Kind))}
+	for _, a := range [...]struct{ k, v string }{
+		{"user", e.User}, {"session", e.Handle}, {"ip", e.IP}, {"user_agent", e.UserAgent}, {"detail", e.Detail},
+	} {
+		if a.v != "" {
+			attrs = append(attrs, slog.String(a.k, a.v))
 		}
-		if !l.Enabled(ctx, level) {
-			return
-		}
-		attrs := []slog.Attr{slog.String("event", string(e.Kind))}
-		for _, a := range [...]struct{ k, v string }{
-			{"user", e.User}, {"session", e.Handle}, {"ip", e.IP}, {"user_agent", e.UserAgent}, {"detail", e.Detail},
-		} {
-			if a.v != "" {
-				attrs = append(attrs, slog.String(a.k, a.v))
-			}
-		}
-		l.LogAttrs(ctx, level, "sesh: "+string(e.Kind), attrs...)
-	})
+	}
+	o.l.LogAttrs(ctx, level, "sesh: "+string(e.Kind), attrs...)
+}
+
+// wants reports whether the observer would do anything with an event of
+// kind k, so that a request does not build events a slog observer would
+// drop. Other observers get every event.
+func (m *Manager) wants(ctx context.Context, k EventKind) bool {
+	if o, ok := m.cfg.Observer.(slogObserver); ok {
+		return o.l.Enabled(ctx, o.level(k))
+	}
+	return true
 }
 
 // Security reports whether k is a security event rather than routine

@@ -47,7 +47,11 @@ func parseSessionID(s string) (sessionID, bool) {
 }
 
 // encode returns the cookie form of the ID.
-func (id sessionID) encode() string { return idEncoding.EncodeToString(id[:]) }
+func (id sessionID) encode() string {
+	var b [idLen]byte
+	idEncoding.Encode(b[:], id[:])
+	return string(b[:])
+}
 
 // String and LogValue keep IDs out of logs and error text even when one
 // is printed by mistake.
@@ -64,7 +68,9 @@ func newDeviceID() string {
 	if _, err := io.ReadFull(randReader, b[:]); err != nil {
 		return ""
 	}
-	return idEncoding.EncodeToString(b[:])
+	var s [16]byte
+	idEncoding.Encode(s[:], b[:])
+	return string(s[:])
 }
 
 // storeKey derives the store key of a session ID. The prefix separates

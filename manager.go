@@ -25,6 +25,9 @@ type Manager struct {
 	local    *localLocker // queues exclusive requests within this process
 	// nonblocking stores need no per-operation timeout.
 	nonblocking bool
+	// cookieAttrs is the session cookie's attributes as Set-Cookie writes
+	// them after the value ("; Path=/; Secure; ..."), when not Persistent.
+	cookieAttrs string
 }
 
 // New returns a Manager keeping sessions in store. It fails when the
@@ -38,6 +41,8 @@ func New(store Store, cfg Config) (*Manager, error) {
 	}
 	m := &Manager{store: store, cfg: cfg, box: cfg.Keys.Box("session"), tokenBox: cfg.Keys.Box("remember")}
 	_, m.nonblocking = store.(Nonblocking)
+	c := m.cookie("v", time.Time{})
+	m.cookieAttrs = strings.TrimPrefix(c.String(), c.Name+"=v")
 	m.local = newLocalLocker()
 	m.locker = m.local
 	if l, ok := store.(Locker); ok {
@@ -128,7 +133,7 @@ func (m *Manager) load(ctx context.Context, id sessionID) (loaded, loadState, er
 	if !sr.Expires.After(now) || sr.Kind != KindSession {
 		return loaded{}, stateAbsent, nil
 	}
-	rec, err := m.open(key, sr.Data)
+	rec, err := m.openOwned(key, sr.Data)
 	if err == nil {
 		err = m.openValues(id, key, rec)
 	}
@@ -177,11 +182,25 @@ func (m *Manager) remove(ctx context.Context, key Key) {
 	_ = m.store.Delete(ctx, key, time.Time{})
 }
 
+// open opens and decodes a sealed session record, leaving data as it is.
 func (m *Manager) open(key Key, data []byte) (*record, error) {
 	if len(data) > m.cfg.MaxSize+seal.Overhead {
 		return nil, errCorrupt
 	}
 	pt, _, err := m.box.Open(nil, data, key[:])
+	if err != nil {
+		return nil, err
+	}
+	return decodeRecord(pt)
+}
+
+// openOwned is open for data that the caller owns and will not use again,
+// as the Store contract says Load returns: it decrypts in place.
+func (m *Manager) openOwned(key Key, data []byte) (*record, error) {
+	if len(data) > m.cfg.MaxSize+seal.Overhead || len(data) < seal.Overhead {
+		return nil, errCorrupt
+	}
+	pt, _, err := m.box.Open(data[seal.HeaderSize:seal.HeaderSize], data, key[:])
 	if err != nil {
 		return nil, err
 	}
@@ -198,11 +217,11 @@ func (m *Manager) openValues(id sessionID, key Key, rec *record) error {
 	if err != nil {
 		return err
 	}
-	values, err := decodeValues(pt)
+	vs, err := decodeValues(pt, rec.inline[:0])
 	if err != nil {
 		return err
 	}
-	rec.values, rec.boundValues = values, nil
+	rec.values, rec.boundValues = vs, nil
 	rec.flags &^= flagBound
 	return nil
 }
@@ -223,12 +242,13 @@ func (m *Manager) seal(id sessionID, rec *record, version uint64) (Record, error
 		cp.values, cp.boundValues, cp.flags = nil, blob, rec.flags|flagBound
 		enc = &cp
 	}
-	buf := make([]byte, 0, enc.encodedSize())
-	pt := enc.appendEncode(buf)
+	// Encode after room for the envelope's header and seal in place.
+	buf := make([]byte, seal.HeaderSize, enc.encodedSize()+seal.Overhead)
+	pt := enc.appendEncode(buf)[seal.HeaderSize:]
 	if len(pt) > m.cfg.MaxSize {
 		return Record{}, fmt.Errorf("%w: session data is %d bytes, limit %d", ErrTooLarge, len(pt), m.cfg.MaxSize)
 	}
-	data, err := m.box.Seal(make([]byte, 0, len(pt)+seal.Overhead), pt, key[:])
+	data, err := m.box.Seal(buf[:0], pt, key[:])
 	if err != nil {
 		return Record{}, err
 	}
@@ -309,6 +329,24 @@ func (m *Manager) cookie(value string, abs time.Time) *http.Cookie {
 		c.MaxAge = max(int(abs.Sub(m.now())/time.Second), 1)
 	}
 	return c
+}
+
+// sessionCookie returns the Set-Cookie line for the session id. Without
+// Cookie.Persistent the attributes never change, and the line is put
+// together from the ones New formatted, in one allocation.
+func (m *Manager) sessionCookie(id sessionID, abs time.Time) string {
+	if m.cfg.Cookie.Persistent {
+		return m.cookie(id.encode(), abs).String()
+	}
+	var enc [idLen]byte
+	idEncoding.Encode(enc[:], id[:])
+	var b strings.Builder
+	b.Grow(len(m.cfg.Cookie.Name) + 1 + idLen + len(m.cookieAttrs))
+	b.WriteString(m.cfg.Cookie.Name)
+	b.WriteByte('=')
+	b.Write(enc[:])
+	b.WriteString(m.cookieAttrs)
+	return b.String()
 }
 
 func userAgent(r *http.Request) string {

@@ -44,11 +44,41 @@ type record struct {
 	ip       string
 	ua       string
 	device   string // random ID of the browser, kept across renewals
-	values   map[string][]byte
+	values   values
+
+	// inline holds the values of small sessions, so that decoding or
+	// changing one allocates no separate slice. values may point into it.
+	inline [inlineValues]value
 
 	// boundValues holds the sealed values of a bound-mode record until
 	// they are opened with the session ID.
 	boundValues []byte
+}
+
+// inlineValues is how many values a record holds without a separate
+// allocation.
+const inlineValues = 4
+
+// value is one session value: its full key and its encoding.
+type value struct {
+	key string
+	val []byte
+}
+
+// values is a record's values sorted by key, each key once.
+type values []value
+
+// index returns where k is or would be in vs.
+func (vs values) index(k string) (int, bool) {
+	return slices.BinarySearchFunc(vs, k, func(v value, k string) int { return strings.Compare(v.key, k) })
+}
+
+// get returns the value of k.
+func (vs values) get(k string) ([]byte, bool) {
+	if i, ok := vs.index(k); ok {
+		return vs[i].val, true
+	}
+	return nil, false
 }
 
 func unixMilli(t time.Time) uint64 {
@@ -72,8 +102,8 @@ func fromUnixMilli(v uint64) time.Time {
 // encodedSize returns an upper bound of the encoding's length.
 func (r *record) encodedSize() int {
 	n := 1 + 6*binary.MaxVarintLen64 + 5*binary.MaxVarintLen64 + len(r.user) + len(r.ip) + len(r.ua) + len(r.device) + len(r.boundValues)
-	for k, v := range r.values {
-		n += 2*binary.MaxVarintLen64 + len(k) + len(v)
+	for _, v := range r.values {
+		n += 2*binary.MaxVarintLen64 + len(v.key) + len(v.val)
 	}
 	return n
 }
@@ -98,21 +128,14 @@ func (r *record) appendEncode(dst []byte) []byte {
 	return appendValues(dst, r.values)
 }
 
-// appendValues appends the encoding of a value map: a count, then each
-// key and value, keys strictly ascending.
-func appendValues(dst []byte, values map[string][]byte) []byte {
-	dst = binary.AppendUvarint(dst, uint64(len(values)))
-	var small [16]string
-	keys := small[:0]
-	for k := range values {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		dst = appendString(dst, k)
-		v := values[k]
-		dst = binary.AppendUvarint(dst, uint64(len(v)))
-		dst = append(dst, v...)
+// appendValues appends the encoding of vs: a count, then each key and
+// value, keys strictly ascending (as vs keeps them).
+func appendValues(dst []byte, vs values) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(vs)))
+	for _, v := range vs {
+		dst = appendString(dst, v.key)
+		dst = binary.AppendUvarint(dst, uint64(len(v.val)))
+		dst = append(dst, v.val...)
 	}
 	return dst
 }
@@ -122,34 +145,53 @@ func appendString(dst []byte, s string) []byte {
 	return append(dst, s...)
 }
 
-// decoder reads a record encoding; the first error sticks.
+// decoder reads a record encoding; the first error sticks. The record's
+// strings are cut from s, one string copy of all of b, so that decoding
+// allocates once for all of them.
 type decoder struct {
 	b   []byte
+	s   string // the same bytes as b
+	off int
 	err bool
 }
+
+func newDecoder(b []byte) decoder { return decoder{b: b, s: string(b)} }
+
+func (d *decoder) rest() int { return len(d.b) - d.off }
 
 func (d *decoder) uvarint() uint64 {
 	if d.err {
 		return 0
 	}
-	v, n := binary.Uvarint(d.b)
+	v, n := binary.Uvarint(d.b[d.off:])
 	if n <= 0 {
 		d.err = true
 		return 0
 	}
-	d.b = d.b[n:]
+	d.off += n
 	return v
 }
 
-func (d *decoder) bytes() []byte {
+// span reads a length and returns the bounds of the bytes that follow.
+func (d *decoder) span() (int, int) {
 	n := d.uvarint()
-	if d.err || n > uint64(len(d.b)) {
+	if d.err || n > uint64(d.rest()) {
 		d.err = true
-		return nil
+		return 0, 0
 	}
-	v := d.b[:n:n]
-	d.b = d.b[n:]
-	return v
+	i := d.off
+	d.off += int(n)
+	return i, d.off
+}
+
+func (d *decoder) bytes() []byte {
+	i, j := d.span()
+	return d.b[i:j:j]
+}
+
+func (d *decoder) string() string {
+	i, j := d.span()
+	return d.s[i:j]
 }
 
 func (d *decoder) millis() time.Duration {
@@ -176,7 +218,8 @@ func decodeRecord(b []byte) (*record, error) {
 	if len(b) == 0 || b[0] != recordFormat {
 		return nil, errCorrupt
 	}
-	d := decoder{b: b[1:]}
+	d := newDecoder(b)
+	d.off = 1
 	r := &record{}
 	r.created = d.instant()
 	r.lastSeen = d.instant()
@@ -184,49 +227,51 @@ func decodeRecord(b []byte) (*record, error) {
 	r.idle = d.millis()
 	r.absolute = d.millis()
 	r.flags = d.uvarint()
-	r.user = string(d.bytes())
-	r.ip = string(d.bytes())
-	r.ua = string(d.bytes())
-	r.device = string(d.bytes())
+	r.user = d.string()
+	r.ip = d.string()
+	r.ua = d.string()
+	r.device = d.string()
 	if r.flags&flagBound != 0 {
 		r.boundValues = d.bytes()
 	} else {
-		r.values = d.values()
+		r.values = d.values(r.inline[:0])
 	}
-	if d.err || len(d.b) != 0 || r.created.IsZero() {
+	if d.err || d.rest() != 0 || r.created.IsZero() {
 		return nil, errCorrupt
 	}
 	return r, nil
 }
 
-// values reads a value map.
-func (d *decoder) values() map[string][]byte {
+// values reads a value list into buf, or a new slice if buf is too small.
+func (d *decoder) values(buf values) values {
 	n := d.uvarint()
 	// Each value takes at least two bytes, so n is bounded by what is left.
-	if d.err || n > uint64(len(d.b))/2 {
+	if d.err || n > uint64(d.rest())/2 {
 		d.err = true
 		return nil
 	}
-	values := make(map[string][]byte, n)
-	prev := ""
+	vs := buf[:0]
+	if n > uint64(cap(buf)) {
+		vs = make(values, 0, n)
+	}
 	for i := uint64(0); i < n; i++ {
-		k := string(d.bytes())
+		k := d.string()
 		v := d.bytes()
-		if d.err || (i > 0 && strings.Compare(k, prev) <= 0) {
+		if d.err || (i > 0 && k <= vs[i-1].key) {
 			d.err = true
 			return nil
 		}
-		values[k] = v
-		prev = k
+		vs = append(vs, value{k, v})
 	}
-	return values
+	return vs
 }
 
-// decodeValues parses the sealed values of a bound-mode record.
-func decodeValues(b []byte) (map[string][]byte, error) {
-	d := decoder{b: b}
-	v := d.values()
-	if d.err || len(d.b) != 0 {
+// decodeValues parses the sealed values of a bound-mode record into buf
+// (or a new slice if buf is too small).
+func decodeValues(b []byte, buf values) (values, error) {
+	d := newDecoder(b)
+	v := d.values(buf)
+	if d.err || d.rest() != 0 {
 		return nil, errCorrupt
 	}
 	return v, nil

@@ -21,11 +21,11 @@ func sampleRecord() *record {
 		user:     "alice",
 		ip:       "192.0.2.1",
 		ua:       "Mozilla/5.0",
-		values: map[string][]byte{
-			"a":              []byte(`1`),
-			"\x00f0001":      []byte("info\x00hi"),
-			"\x01cart\x00id": []byte(`"x"`),
-			"empty":          {},
+		values: values{
+			{"\x00f0001", []byte("info\x00hi")},
+			{"\x01cart\x00id", []byte(`"x"`)},
+			{"a", []byte(`1`)},
+			{"empty", []byte{}},
 		},
 	}
 }
@@ -234,5 +234,53 @@ func TestHandleForm(t *testing.T) {
 		if len(h) != 24 || strings.Trim(h, "0123456789abcdef") != "" {
 			t.Fatalf("handle %q is not 24 lower-case hex digits", h)
 		}
+	}
+}
+
+func TestApplyChanges(t *testing.T) {
+	kv := func(pairs ...string) values {
+		var vs values
+		for i := 0; i < len(pairs); i += 2 {
+			vs = append(vs, value{pairs[i], []byte(pairs[i+1])})
+		}
+		return vs
+	}
+	set := func(k, v string) keyChange { return keyChange{k, change{val: []byte(v)}} }
+	del := func(k string) keyChange { return keyChange{k, change{del: true}} }
+	for _, tc := range []struct {
+		name    string
+		base    values
+		changes changeSet
+		want    values
+	}{
+		{"empty", nil, nil, nil},
+		{"insert in order", kv("b", "2", "d", "4"), changeSet{set("c", "3"), set("a", "1"), set("e", "5")},
+			kv("a", "1", "b", "2", "c", "3", "d", "4", "e", "5")},
+		{"replace and delete", kv("a", "1", "b", "2", "c", "3"), changeSet{set("b", "two"), del("a"), del("zz")},
+			kv("b", "two", "c", "3")},
+		{"delete all", kv("a", "1"), changeSet{del("a")}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := slices.Clone(tc.base)
+			var r record
+			got := tc.changes.applyTo(tc.base, r.inline[:0])
+			if len(got) != len(tc.want) {
+				t.Fatalf("got %q, want %q", got, tc.want)
+			}
+			for i := range got {
+				if got[i].key != tc.want[i].key || !bytes.Equal(got[i].val, tc.want[i].val) {
+					t.Fatalf("got %q, want %q", got, tc.want)
+				}
+			}
+			if !slices.EqualFunc(before, tc.base, func(a, b value) bool { return a.key == b.key && bytes.Equal(a.val, b.val) }) {
+				t.Fatalf("base changed: %q, was %q", tc.base, before)
+			}
+			// The encoding of the result decodes to the same list.
+			enc := (&record{created: time.UnixMilli(1), values: got}).appendEncode(nil)
+			dec, err := decodeRecord(enc)
+			if err != nil || len(dec.values) != len(got) {
+				t.Fatalf("decode: %v, %d values", err, len(dec.values))
+			}
+		})
 	}
 }

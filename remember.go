@@ -63,12 +63,13 @@ func decodeToken(b []byte) (*rememberToken, error) {
 	if len(b) == 0 || b[0] != tokenFormat {
 		return nil, errBadToken
 	}
-	d := decoder{b: b[1:]}
+	d := newDecoder(b)
+	d.off = 1
 	t := &rememberToken{created: d.instant(), expires: d.instant(), prevUntil: d.instant()}
-	t.user = string(d.bytes())
+	t.user = d.string()
 	t.hash, t.prevHash, t.next, t.nextSession = d.bytes(), d.bytes(), d.bytes(), d.bytes()
-	t.device = string(d.bytes())
-	if d.err || len(d.b) != 0 || len(t.hash) != sha256.Size || t.user == "" ||
+	t.device = d.string()
+	if d.err || d.rest() != 0 || len(t.hash) != sha256.Size || t.user == "" ||
 		(len(t.prevHash) != 0 && len(t.prevHash) != sha256.Size) ||
 		(len(t.next) != 0 && len(t.next) != validatorBytes) ||
 		(len(t.nextSession) != 0 && len(t.nextSession) != idBytes) {
@@ -376,7 +377,6 @@ func (s *Session) restoreSession(ctx context.Context, t *rememberToken, now time
 	rec := &record{
 		created: now, lastSeen: now, authTime: t.created, flags: flagRemembered,
 		user: t.user, ip: s.m.clientIP(s.req).String(), ua: userAgent(s.req), device: t.device,
-		values: map[string][]byte{},
 	}
 	key := id.storeKey()
 	sr, err := s.m.seal(id, rec, 1)

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -111,6 +110,9 @@ func (cs *changeSet) set(k string, c change) {
 			return
 		}
 	}
+	if *cs == nil {
+		*cs = make(changeSet, 0, 4) // a request changes a few keys
+	}
 	*cs = append(*cs, keyChange{k, c})
 }
 
@@ -121,6 +123,29 @@ func (cs *changeSet) remove(k string) {
 			return
 		}
 	}
+}
+
+// applyTo returns base with the changes applied, in buf if it fits.
+// base is not modified.
+func (cs changeSet) applyTo(base, buf values) values {
+	out := buf[:0]
+	if n := len(base) + len(cs); n > cap(buf) {
+		out = make(values, 0, n)
+	}
+	out = append(out, base...)
+	for _, c := range cs {
+		i, found := out.index(c.key)
+		switch {
+		case c.del && found:
+			out = slices.Delete(out, i, i+1)
+		case c.del:
+		case found:
+			out[i].val = c.val
+		default:
+			out = slices.Insert(out, i, value{c.key, c.val})
+		}
+	}
+	return out
 }
 
 type ctxKey struct{}
@@ -232,6 +257,9 @@ func withoutSession(ctx context.Context) context.Context {
 
 // report sends an event about this request's session.
 func (s *Session) report(kind EventKind, user, detail string) {
+	if !s.m.wants(s.req.Context(), kind) {
+		return
+	}
 	e := Event{Kind: kind, User: user, IP: s.m.clientIP(s.req).String(), UserAgent: userAgent(s.req), Detail: detail}
 	if !s.key.IsZero() {
 		e.Handle = handle(s.key)
@@ -337,8 +365,7 @@ func (s *Session) value(k string) ([]byte, bool) {
 	if s.cleared || s.rec == nil {
 		return nil, false
 	}
-	v, ok := s.rec.values[k]
-	return v, ok
+	return s.rec.values.get(k)
 }
 
 func (s *Session) setChange(k string, c change) {
@@ -361,8 +388,8 @@ func (s *Session) keys(prefix string, root bool) []string {
 		}
 	}
 	if s.rec != nil && !s.cleared {
-		for k := range s.rec.values {
-			add(k)
+		for _, v := range s.rec.values {
+			add(v.key)
 		}
 	}
 	for _, kc := range s.changes {
@@ -385,9 +412,9 @@ func (s *Session) sizeWith(k string, v []byte) int {
 		n += len(key) + len(val) + 4
 	}
 	if s.rec != nil && !s.cleared {
-		for key, val := range s.rec.values {
-			if _, changed := s.changes.get(key); !changed {
-				seen(key, val)
+		for _, v := range s.rec.values {
+			if _, changed := s.changes.get(v.key); !changed {
+				seen(v.key, v.val)
 			}
 		}
 	}
@@ -764,25 +791,19 @@ func (s *Session) dirty() bool {
 // apply returns base with the pending changes applied, as of now.
 func (s *Session) apply(base *record, now time.Time) *record {
 	next := &record{}
+	var old values
 	if base != nil {
 		*next = *base
-		next.values = maps.Clone(base.values)
+		if !s.cleared {
+			old = base.values
+		}
 	} else {
 		next.created = now
 		next.ip = s.m.clientIP(s.req).String()
 		next.ua = userAgent(s.req)
 		next.device = newDeviceID()
 	}
-	if next.values == nil || s.cleared {
-		next.values = make(map[string][]byte, len(s.changes))
-	}
-	for _, kc := range s.changes {
-		if kc.del {
-			delete(next.values, kc.key)
-		} else {
-			next.values[kc.key] = kc.val
-		}
-	}
+	next.values = s.changes.applyTo(old, next.inline[:0])
 	if s.userSet {
 		next.user, next.authTime = s.user, s.authTime
 	}
@@ -973,7 +994,7 @@ func (s *Session) create(ctx context.Context, next *record, hdr http.Header) (bo
 		s.id, s.key, s.rec, s.version = id, key, next, 1
 		s.gone = false
 		_, abs := s.m.deadlines(next)
-		setCookie(hdr, s.m.cookie(id.encode(), abs))
+		setCookieLine(hdr, s.m.cfg.Cookie.Name, s.m.sessionCookie(id, abs))
 		s.sentCookie = true
 		return true, nil
 	}
@@ -998,7 +1019,7 @@ func (s *Session) saveLive(ctx context.Context, now time.Time, touch bool) error
 			s.resetPending()
 			if m.cfg.Cookie.Persistent && s.w != nil && !s.w.wroteHeader {
 				_, abs := m.deadlines(next)
-				setCookie(s.w.Header(), m.cookie(s.id.encode(), abs))
+				setCookieLine(s.w.Header(), m.cfg.Cookie.Name, m.sessionCookie(s.id, abs))
 			}
 			return nil
 		}
@@ -1028,7 +1049,7 @@ func (s *Session) saveLive(ctx context.Context, now time.Time, touch bool) error
 			if c, pending := s.changes.get(k); !pending || !c.del {
 				continue
 			}
-			if _, ok := l.rec.values[k]; !ok {
+			if _, ok := l.rec.values.get(k); !ok {
 				delete(s.popped, k)
 				s.changes.remove(k)
 			}
@@ -1039,16 +1060,21 @@ func (s *Session) saveLive(ctx context.Context, now time.Time, touch bool) error
 // setCookie replaces any session cookie already in hdr with c, and marks
 // the response uncacheable.
 func setCookie(hdr http.Header, c *http.Cookie) {
-	prefix := c.Name + "="
+	setCookieLine(hdr, c.Name, c.String())
+}
+
+// setCookieLine is setCookie for a formatted Set-Cookie line of the
+// cookie named name.
+func setCookieLine(hdr http.Header, name, line string) {
 	kept := hdr["Set-Cookie"][:0]
 	for _, v := range hdr["Set-Cookie"] {
-		if !strings.HasPrefix(v, prefix) {
+		if !(strings.HasPrefix(v, name) && strings.HasPrefix(v[len(name):], "=")) {
 			kept = append(kept, v)
 		}
 	}
 	hdr["Set-Cookie"] = kept
-	if v := c.String(); v != "" {
-		hdr.Add("Set-Cookie", v)
+	if line != "" {
+		hdr["Set-Cookie"] = append(kept, line)
 	}
 	hdr.Set("Cache-Control", "no-store")
 	addVary(hdr)

@@ -19,7 +19,11 @@ const (
 
 	nonceSize  = 12
 	tagSize    = 16
-	headerSize = 1 + 4 + nonceSize
+	headerSize = HeaderSize
+
+	// HeaderSize is the length of an envelope's header: the plaintext's
+	// encryption starts this many bytes into the envelope.
+	HeaderSize = 1 + 4 + nonceSize
 
 	// Overhead is how many bytes an envelope adds to its plaintext.
 	Overhead = headerSize + tagSize
@@ -128,8 +132,12 @@ func putAD(p *[]byte) {
 
 // Seal encrypts plaintext under the current key, binding it to ad (such
 // as the store key), and appends the envelope to dst. The envelope is
-// len(plaintext)+[Overhead] bytes. dst must not overlap plaintext. Seal
-// fails only if the system random source fails.
+// len(plaintext)+[Overhead] bytes. Seal fails only if the system random
+// source fails.
+//
+// dst must not overlap plaintext, with one exception, which seals in
+// place: plaintext may start exactly [HeaderSize] bytes past the end of
+// dst, in dst's spare capacity, which must then hold the whole envelope.
 func (b *Box) Seal(dst, plaintext, ad []byte) ([]byte, error) {
 	if b == nil || len(b.keys) == 0 {
 		return nil, errors.New("seal: Seal on a zero Box")
@@ -175,7 +183,11 @@ func (b *Box) seal(dst, plaintext, ad []byte, version byte, k *boxKey, aead ciph
 // same purpose and ad, and appends the plaintext to dst. current reports
 // whether the envelope was sealed with the ring's current key; if not, the
 // caller should re-seal the plaintext on its next write. Errors match
-// [ErrInvalid] or [ErrUnknownKey]. dst must not overlap envelope.
+// [ErrInvalid] or [ErrUnknownKey].
+//
+// dst must not overlap envelope, except that envelope[HeaderSize:HeaderSize]
+// as dst opens in place: the plaintext then overwrites the envelope, which
+// is clobbered even when Open fails.
 func (b *Box) Open(dst, envelope, ad []byte) (plaintext []byte, current bool, err error) {
 	k, current, err := b.parse(envelope, versionRing)
 	if err != nil {

@@ -9,6 +9,3 @@ func SetRandReader(r io.Reader) (restore func()) {
 	randReader = r
 	return func() { randReader = old }
 }
-
-// HeaderSize is the envelope header length: version, key ID, nonce.
-const HeaderSize = headerSize

@@ -377,3 +377,44 @@ func TestConcurrent(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestInPlace seals a plaintext that sits HeaderSize bytes past the end
+// of dst, and opens an envelope into its own storage, as the documented
+// exceptions to "must not overlap" allow.
+func TestInPlace(t *testing.T) {
+	box := mustRing(t, testKey(1)).Box("session")
+	ad := []byte("ad")
+	for _, n := range []int{0, 1, 100, 5000} {
+		want := bytes.Repeat([]byte{'p'}, n)
+		buf := make([]byte, seal.HeaderSize, seal.HeaderSize+n+seal.Overhead)
+		buf = append(buf, want...)
+		env, err := box.Seal(buf[:0], buf[seal.HeaderSize:], ad)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if &env[0] != &buf[0] {
+			t.Fatalf("n=%d: Seal allocated instead of sealing in place", n)
+		}
+		if len(env) != n+seal.Overhead {
+			t.Fatalf("n=%d: envelope length %d", n, len(env))
+		}
+		// The same envelope sealed the usual way must open: in place
+		// sealing made a real envelope, not one that only opens in place.
+		if got, _, err := box.Open(nil, env, ad); err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("n=%d: Open: %v, plaintext %q", n, err, got)
+		}
+		got, _, err := box.Open(env[seal.HeaderSize:seal.HeaderSize], env, ad)
+		if err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("n=%d: in-place Open: %v, plaintext %q", n, err, got)
+		}
+		if n > 0 && &got[0] != &env[seal.HeaderSize] {
+			t.Fatalf("n=%d: Open allocated instead of opening in place", n)
+		}
+	}
+	// A tampered envelope opened in place fails like any other.
+	env, _ := box.Seal(nil, []byte("secret"), ad)
+	env[len(env)-1] ^= 1
+	if _, _, err := box.Open(env[seal.HeaderSize:seal.HeaderSize], env, ad); !errors.Is(err, seal.ErrInvalid) {
+		t.Fatalf("tampered in-place Open: got %v, want ErrInvalid", err)
+	}
+}
