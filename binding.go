@@ -34,7 +34,9 @@ func (m *Manager) clientIP(r *http.Request) netip.Addr {
 	if err != nil {
 		return netip.Addr{}
 	}
-	addr = addr.Unmap()
+	// A zone is the peer's own business, and in X-Forwarded-For it is
+	// free text an attacker writes: never keep one.
+	addr = addr.Unmap().WithZone("")
 	if !m.trusted(addr) {
 		return addr
 	}
@@ -46,7 +48,7 @@ func (m *Manager) clientIP(r *http.Request) netip.Addr {
 			if err != nil {
 				return addr // a malformed hop: stop at the last proxy we trust
 			}
-			a = a.Unmap()
+			a = a.Unmap().WithZone("")
 			if !m.trusted(a) {
 				return a
 			}

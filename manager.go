@@ -106,11 +106,10 @@ type loaded struct {
 	version uint64
 }
 
-// load reads and opens the record of id. Store failures and records sealed
+// load reads and opens the record of id, whose store key is key. Store failures and records sealed
 // under unknown keys are errors; anything the client could have caused
 // (unknown, expired or corrupt records) is stateAbsent.
-func (m *Manager) load(ctx context.Context, id sessionID) (loaded, loadState, error) {
-	key := id.storeKey()
+func (m *Manager) load(ctx context.Context, id sessionID, key Key) (loaded, loadState, error) {
 	ctx, cancel := m.storeCtx(ctx)
 	defer cancel()
 	sr, err := m.store.Load(ctx, key)
@@ -226,11 +225,10 @@ func (m *Manager) openValues(id sessionID, key Key, rec *record) error {
 	return nil
 }
 
-// seal encodes and seals rec for the session id, refusing oversized
+// seal encodes and seals rec for the session id with store key key, refusing oversized
 // records. In bound mode the values are sealed first under a key that also
 // depends on id.
-func (m *Manager) seal(id sessionID, rec *record, version uint64) (Record, error) {
-	key := id.storeKey()
+func (m *Manager) seal(id sessionID, key Key, rec *record, version uint64) (Record, error) {
 	enc := rec
 	if m.cfg.BindDataToID {
 		vals := appendValues(make([]byte, 0, rec.encodedSize()), rec.values)

@@ -340,7 +340,7 @@ func (s *Session) restore() error {
 			// its successor and its session.
 			var id sessionID
 			copy(id[:], t.nextSession)
-			l, st, err := m.load(ctx, id)
+			l, st, err := m.load(ctx, id, id.storeKey())
 			if err != nil {
 				return err
 			}
@@ -379,7 +379,7 @@ func (s *Session) restoreSession(ctx context.Context, t *rememberToken, now time
 		user: t.user, ip: s.m.clientIP(s.req).String(), ua: userAgent(s.req), device: t.device,
 	}
 	key := id.storeKey()
-	sr, err := s.m.seal(id, rec, 1)
+	sr, err := s.m.seal(id, key, rec, 1)
 	if err != nil {
 		return id, nil, err
 	}

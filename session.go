@@ -179,21 +179,26 @@ func (s *Session) loadLocked() error {
 	}
 	s.presented = true
 	ctx := s.req.Context()
+	var keys [maxCandidates]Key
+	for i, id := range cands {
+		keys[i] = id.storeKey()
+	}
 	if s.exclusive && len(cands) == 1 {
-		if err := s.lock(cands[0].storeKey()); err != nil {
+		if err := s.lock(keys[0]); err != nil {
 			return err
 		}
 	}
-	var live []sessionID
+	var liveBuf [maxCandidates]int
+	live := liveBuf[:0] // indexes of the candidates that are live
 	var found loaded
-	for _, id := range cands {
-		l, st, err := m.load(ctx, id)
+	for i, id := range cands {
+		l, st, err := m.load(ctx, id, keys[i])
 		if err != nil {
 			return err
 		}
 		switch st {
 		case stateLive:
-			live = append(live, id)
+			live = append(live, i)
 			found = l
 		case stateGone:
 			s.gone = true
@@ -215,12 +220,12 @@ func (s *Session) loadLocked() error {
 		return nil
 	}
 	s.gone = false
-	s.id, s.key = live[0], live[0].storeKey()
+	s.id, s.key = cands[live[0]], keys[live[0]]
 	if s.exclusive && s.unlock == nil {
 		if err := s.lock(s.key); err != nil {
 			return err
 		}
-		l, st, err := m.load(ctx, s.id)
+		l, st, err := m.load(ctx, s.id, s.key)
 		if err != nil {
 			return err
 		}
@@ -980,7 +985,7 @@ func (s *Session) create(ctx context.Context, next *record, hdr http.Header) (bo
 			return false, err
 		}
 		key := id.storeKey()
-		sr, err := s.m.seal(id, next, 1)
+		sr, err := s.m.seal(id, key, next, 1)
 		if err != nil {
 			return false, err
 		}
@@ -1009,7 +1014,7 @@ func (s *Session) saveLive(ctx context.Context, now time.Time, touch bool) error
 	m := s.m
 	for attempt := 0; ; attempt++ {
 		next := s.apply(s.rec, now)
-		sr, err := m.seal(s.id, next, s.version+1)
+		sr, err := m.seal(s.id, s.key, next, s.version+1)
 		if err != nil {
 			return err
 		}
@@ -1032,7 +1037,7 @@ func (s *Session) saveLive(ctx context.Context, now time.Time, touch bool) error
 		if attempt == maxAttempts {
 			return fmt.Errorf("%w: save: too many concurrent writers", ErrStoreUnavailable)
 		}
-		l, st, err := m.load(ctx, s.id)
+		l, st, err := m.load(ctx, s.id, s.key)
 		if err != nil {
 			return err
 		}
