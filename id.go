@@ -24,12 +24,14 @@ var idEncoding = base64.RawURLEncoding.Strict()
 // sessionID is a raw 256-bit session ID. It never reaches a store or a log.
 type sessionID [idBytes]byte
 
-func newSessionID() (sessionID, error) {
-	var id sessionID
-	if _, err := io.ReadFull(randReader, id[:]); err != nil {
+// newSessionID returns a random session ID, reading it through scratch,
+// which the caller keeps on the heap already (a local array would escape
+// through the io.Reader and cost an allocation on every new session).
+func newSessionID(scratch *[idBytes]byte) (sessionID, error) {
+	if _, err := io.ReadFull(randReader, scratch[:]); err != nil {
 		return sessionID{}, fmt.Errorf("sesh: reading random session ID: %w", err)
 	}
-	return id, nil
+	return sessionID(*scratch), nil
 }
 
 // parseSessionID decodes a cookie value. Anything but the exact canonical
@@ -62,14 +64,14 @@ func (id sessionID) LogValue() slog.Value { return slog.StringValue("REDACTED") 
 
 // newDeviceID returns a random ID naming one browser's sessions across
 // renewals, so that revoking a session can find its remember-me token.
-// It is not a credential.
-func newDeviceID() string {
-	var b [12]byte
-	if _, err := io.ReadFull(randReader, b[:]); err != nil {
+// It is not a credential. scratch is as for newSessionID.
+func newDeviceID(scratch *[idBytes]byte) string {
+	b := scratch[:12]
+	if _, err := io.ReadFull(randReader, b); err != nil {
 		return ""
 	}
 	var s [16]byte
-	idEncoding.Encode(s[:], b[:])
+	idEncoding.Encode(s[:], b)
 	return string(s[:])
 }
 

@@ -102,7 +102,7 @@ func FuzzDecodeRecord(f *testing.F) {
 // FuzzParseSessionID: only canonical 43-character base64url of 32 bytes
 // parses, and parsing round-trips exactly.
 func FuzzParseSessionID(f *testing.F) {
-	id, _ := newSessionID()
+	id, _ := newSessionID(new([idBytes]byte))
 	f.Add(id.encode())
 	f.Add("")
 	f.Add(strings.Repeat("A", 43))
@@ -120,7 +120,7 @@ func FuzzParseSessionID(f *testing.F) {
 }
 
 func TestSessionIDNeverPrints(t *testing.T) {
-	id, err := newSessionID()
+	id, err := newSessionID(new([idBytes]byte))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,7 +140,7 @@ func TestRandomFailureFailsClosed(t *testing.T) {
 	old := randReader
 	randReader = failReader{}
 	defer func() { randReader = old }()
-	if _, err := newSessionID(); err == nil {
+	if _, err := newSessionID(new([idBytes]byte)); err == nil {
 		t.Fatal("got an ID from a failing random source")
 	}
 }
@@ -187,8 +187,8 @@ func FuzzDecodeToken(f *testing.F) {
 
 func TestCandidates(t *testing.T) {
 	m := &Manager{cfg: Config{Cookie: CookieConfig{Name: "__Host-sesh"}}}
-	a, _ := newSessionID()
-	b, _ := newSessionID()
+	a, _ := newSessionID(new([idBytes]byte))
+	b, _ := newSessionID(new([idBytes]byte))
 	ea, eb := a.encode(), b.encode()
 	cases := []struct {
 		name   string
@@ -216,7 +216,7 @@ func TestCandidates(t *testing.T) {
 	// At most maxCandidates are examined.
 	var sb strings.Builder
 	for range 10 {
-		id, _ := newSessionID()
+		id, _ := newSessionID(new([idBytes]byte))
 		sb.WriteString("__Host-sesh=" + id.encode() + "; ")
 	}
 	r := &http.Request{Header: http.Header{"Cookie": {sb.String()}}}
@@ -229,7 +229,7 @@ func TestCandidates(t *testing.T) {
 // to escape.
 func TestHandleForm(t *testing.T) {
 	for range 2000 {
-		id, _ := newSessionID()
+		id, _ := newSessionID(new([idBytes]byte))
 		h := handle(id.storeKey())
 		if len(h) != 24 || strings.Trim(h, "0123456789abcdef") != "" {
 			t.Fatalf("handle %q is not 24 lower-case hex digits", h)

@@ -370,7 +370,7 @@ func (s *Session) restore() error {
 
 // restoreSession stores a new remembered session for t's user.
 func (s *Session) restoreSession(ctx context.Context, t *rememberToken, now time.Time) (sessionID, *record, error) {
-	id, err := newSessionID()
+	id, err := newSessionID(&s.rnd)
 	if err != nil {
 		return id, nil, err
 	}

@@ -33,6 +33,7 @@ type Session struct {
 
 	candBuf    [maxCandidates]sessionID
 	rw         responseWriter // allocated with the session
+	rnd        [idBytes]byte  // scratch for random IDs; used under mu
 	presented  bool           // the request carried a session cookie
 	id         sessionID      // ID of the live session, valid when version > 0
 	key        Key
@@ -806,7 +807,7 @@ func (s *Session) apply(base *record, now time.Time) *record {
 		next.created = now
 		next.ip = s.m.clientIP(s.req).String()
 		next.ua = userAgent(s.req)
-		next.device = newDeviceID()
+		next.device = newDeviceID(&s.rnd)
 	}
 	next.values = s.changes.applyTo(old, next.inline[:0])
 	if s.userSet {
@@ -980,7 +981,7 @@ func (s *Session) commitLocked(ctx context.Context, hdr http.Header) error {
 // create saves next under a fresh ID and sets the cookie.
 func (s *Session) create(ctx context.Context, next *record, hdr http.Header) (bool, error) {
 	for range 3 {
-		id, err := newSessionID()
+		id, err := newSessionID(&s.rnd)
 		if err != nil {
 			return false, err
 		}
