@@ -80,9 +80,27 @@
 // tombstones and locks. [Store.List] is built on SCAN: a record live
 // throughout a listing is never skipped, but Redis may return a key twice
 // if its keyspace shrinks during the listing (after mass deletions), so a
-// caller that must not see duplicates should drop them by key. A context that is done
-// before a call stops it; one that ends during a call may leave a write
-// applied whose result is reported as the context's error.
+// caller that must not see duplicates should drop them by key.
+//
+// # Timeouts
+//
+// The sesh manager bounds every store call with a context deadline
+// (Config.StoreTimeout, 2 s by default), and a call that misses it fails the
+// request with 503. go-redis puts a context's deadline on the socket only if
+// the client was made with ContextTimeoutEnabled: true; without it, a call
+// to a server that stopped answering waits for the client's ReadTimeout (5 s
+// by default in go-redis v9.22), whatever the context says. So create the
+// client with it:
+//
+//	client := redis.NewClient(&redis.Options{Addr: addr, ContextTimeoutEnabled: true})
+//
+// (ClusterOptions and FailoverOptions have the same field; storeurl sets
+// it.) A context that is done before a call stops it; one that ends during
+// a call may leave a write applied whose result is reported as the
+// context's error. Connections that a hung server accepted, or that it
+// dropped without a word, stay in go-redis's pool after the server is back
+// until they are used, failing that one call at its deadline, or until
+// they have been idle for ConnMaxIdleTime (30 minutes by default).
 package redisstore
 
 import (

@@ -91,9 +91,10 @@ type Proxy struct {
 	conns   map[*conn]struct{}
 	closed  bool
 
-	accepted  atomic.Int64
-	discarded atomic.Int64
-	held      atomic.Int64
+	accepted   atomic.Int64
+	discarded  atomic.Int64
+	held       atomic.Int64
+	goroutines atomic.Int64
 }
 
 // New returns a proxy listening on an ephemeral port of 127.0.0.1 and
@@ -112,8 +113,7 @@ func New(target string) (*Proxy, error) {
 		changed: make(chan struct{}),
 		conns:   make(map[*conn]struct{}),
 	}
-	p.wg.Add(1)
-	go p.serve()
+	p.start(p.serve)
 	return p, nil
 }
 
@@ -171,6 +171,28 @@ func (p *Proxy) Open() int {
 	return len(p.conns)
 }
 
+// Silent returns the number of open client connections that are silent
+// for good: out of step with their server, or never forwarded. Each waits
+// for its client to give up on it and close it.
+func (p *Proxy) Silent() int {
+	p.mu.Lock()
+	conns := p.snapshotLocked()
+	p.mu.Unlock()
+	n := 0
+	for _, c := range conns {
+		c.mu.Lock()
+		if c.silent && !c.closed {
+			n++
+		}
+		c.mu.Unlock()
+	}
+	return n
+}
+
+// Goroutines returns the number of goroutines the proxy is running, so
+// that tests counting their own can leave these out.
+func (p *Proxy) Goroutines() int { return int(p.goroutines.Load()) }
+
 // Accepted returns the number of connections accepted so far.
 func (p *Proxy) Accepted() int64 { return p.accepted.Load() }
 
@@ -222,8 +244,18 @@ func (p *Proxy) state() (Mode, time.Duration, <-chan struct{}) {
 	return p.mode, p.delay, p.changed
 }
 
+// start runs f in a goroutine that Close waits for.
+func (p *Proxy) start(f func()) {
+	p.wg.Add(1)
+	p.goroutines.Add(1)
+	go func() {
+		defer p.wg.Done()
+		defer p.goroutines.Add(-1)
+		f()
+	}()
+}
+
 func (p *Proxy) serve() {
-	defer p.wg.Done()
 	for {
 		nc, err := p.ln.Accept()
 		if err != nil {
@@ -248,9 +280,8 @@ func (p *Proxy) serve() {
 		}
 		mode := p.mode
 		p.conns[c] = struct{}{}
-		p.wg.Add(1)
+		p.start(func() { c.run(mode) })
 		p.mu.Unlock()
-		go c.run(mode)
 	}
 }
 
@@ -275,7 +306,6 @@ const (
 
 // run serves a connection accepted in mode.
 func (c *conn) run(mode Mode) {
-	defer c.p.wg.Done()
 	defer c.forget()
 	switch mode {
 	case Drop:
@@ -301,11 +331,7 @@ func (c *conn) run(mode Mode) {
 			server.Close()
 		default:
 			c.server = server
-			c.p.wg.Add(1)
-			go func() {
-				defer c.p.wg.Done()
-				c.pump(toClient, server)
-			}()
+			c.p.start(func() { c.pump(toClient, server) })
 		}
 		c.mu.Unlock()
 	}

@@ -180,7 +180,10 @@ func TestPass(t *testing.T) {
 	if got := p.Accepted(); got != 1 {
 		t.Errorf("accepted %d, want 1", got)
 	}
-	eventually(t, "one open connection", func() bool { return p.Open() == 1 })
+	eventually(t, "one open connection", func() bool { return p.Open() == 1 && p.Silent() == 0 })
+	if got := p.Goroutines(); got != 3 {
+		t.Errorf("%d goroutines, want 3 (accepting, and one per direction)", got)
+	}
 	c.Close()
 	eventually(t, "the server side to end", func() bool { _, _, ended := e.stats(); return ended == 1 })
 	eventually(t, "no open connection", func() bool { return p.Open() == 0 })
@@ -297,6 +300,9 @@ func TestBlackHole(t *testing.T) {
 	eventually(t, "the out-of-step connection to discard", func() bool { return p.Discarded() == 12 })
 	silent(t, used)
 	mustRoundTrip(t, dial(t, p), "d")
+	if got := p.Silent(); got != 2 {
+		t.Errorf("%d silent connections, want 2", got)
+	}
 	if got, _, _ := e.stats(); got != "abcd" {
 		t.Errorf("server received %q, want \"abcd\"", got)
 	}
@@ -334,6 +340,11 @@ func TestHalfOpen(t *testing.T) {
 	if got := p.Open(); got != 3 {
 		t.Errorf("%d open connections, want 3 (half-open ones stay until their client closes)", got)
 	}
+	if got := p.Silent(); got != 2 {
+		t.Errorf("%d silent connections, want 2", got)
+	}
+	c.Close()
+	eventually(t, "the closed connection to go", func() bool { return p.Silent() == 1 && p.Open() == 2 })
 }
 
 func TestLoseReplies(t *testing.T) {
@@ -400,6 +411,9 @@ func TestClose(t *testing.T) {
 	}
 	if _, err := net.Dial("tcp", p.Addr()); err == nil {
 		t.Error("the proxy still accepts connections after Close")
+	}
+	if n := p.Goroutines(); n != 0 {
+		t.Errorf("%d proxy goroutines after Close, want 0", n)
 	}
 	eventually(t, "the goroutines to end", func() bool { return runtime.NumGoroutine() <= base })
 	p.SetMode(faultproxy.Pass) // no effect, no panic
