@@ -67,10 +67,10 @@ func needRedisBinaries(t *testing.T) (server, cli string) {
 	return server, cli
 }
 
-// freePorts returns n distinct TCP ports on 127.0.0.1 that were free a
+// freeLocalPorts returns n distinct TCP ports on 127.0.0.1 that were free a
 // moment ago: the kernel picks them, and they are released just before
 // returning.
-func freePorts(t *testing.T, n int) []int {
+func freeLocalPorts(t *testing.T, n int) []int {
 	t.Helper()
 	ports := make([]int, 0, n)
 	for range n {
@@ -93,11 +93,15 @@ func startProcCluster(t *testing.T, masters, replicas int, extra ...string) *pro
 	t.Helper()
 	server, cli := needRedisBinaries(t)
 	n := masters * (1 + replicas)
-	ports := freePorts(t, 2*n)
+	ports := freeLocalPorts(t, 2*n)
+	dirs := make([]string, n)
+	for i := range dirs {
+		dirs[i] = t.TempDir()
+	}
 	pc := &procCluster{t: t}
-	t.Cleanup(pc.stop)
+	t.Cleanup(pc.stop) // before the directories are removed: cleanups run last-in first-out
 	for i := range n {
-		p := &redisProc{bin: server, dir: t.TempDir(), port: ports[i], bus: ports[n+i], extra: extra}
+		p := &redisProc{bin: server, dir: dirs[i], port: ports[i], bus: ports[n+i], extra: extra}
 		p.admin = redis.NewClient(&redis.Options{Addr: p.addr(), DialTimeout: time.Second,
 			ReadTimeout: 2 * time.Second, MaxRetries: -1, DialerRetries: 1})
 		pc.nodes = append(pc.nodes, p)
@@ -137,6 +141,7 @@ func (p *redisProc) start(t *testing.T) {
 		"--save", "", "--appendonly", "no",
 		"--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
 		"--cluster-node-timeout", "1000",
+		"--repl-diskless-sync-delay", "0", // a replica syncs at once, not after 5 s
 	}
 	cmd := exec.Command(p.bin, append(args, p.extra...)...)
 	cmd.Dir = p.dir
@@ -255,7 +260,7 @@ func (p *redisProc) myID(ctx context.Context) (string, error) {
 }
 
 // fields parses the "key:value" lines of an INFO or CLUSTER INFO reply.
-func fields(s string) map[string]string {
+func infoFields(s string) map[string]string {
 	m := make(map[string]string)
 	for line := range strings.Lines(s) {
 		if k, v, ok := strings.Cut(strings.TrimSpace(line), ":"); ok {
@@ -274,7 +279,7 @@ func (pc *procCluster) healthy(ctx context.Context, nodes []*redisProc, masters,
 		if err != nil {
 			return false, fmt.Sprintf("%s: CLUSTER INFO: %v", p.addr(), err)
 		}
-		if st := fields(info)["cluster_state"]; st != "ok" {
+		if st := infoFields(info)["cluster_state"]; st != "ok" {
 			return false, fmt.Sprintf("%s: cluster_state:%s", p.addr(), st)
 		}
 	}
