@@ -32,8 +32,8 @@ const (
 )
 
 const (
-	failoverClients      = 40
-	failoverPrefix       = "failover:"
+	failoverClients = 40
+	failoverPrefix  = "failover:"
 	// failoverStoreTimeout is Config.StoreTimeout and the client's I/O
 	// timeout: short, but not so short that a healthy call on a loaded
 	// machine runs out of it.
