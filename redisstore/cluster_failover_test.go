@@ -67,6 +67,7 @@ func TestClusterFailover(t *testing.T) {
 	if os.Getenv("SESH_TEST_REDIS_CLUSTER") == "" {
 		needEnv(t, "SESH_TEST_REDIS_CLUSTER")
 	}
+	needRedisBinaries(t)
 	// With cluster-require-full-coverage no, the other masters serve their
 	// slots throughout: only sessions on the killed master see 503.
 	t.Run("PartialCoverage", func(t *testing.T) { testClusterFailover(t, false) })

@@ -85,7 +85,8 @@ func freeLocalPorts(t *testing.T, n int) []int {
 }
 
 // startProcCluster starts masters×(1+replicas) cluster nodes with
-// cluster-node-timeout 1000 ms plus the extra redis-server arguments,
+// cluster-node-timeout 1000 ms (a failover takes a few seconds) plus the
+// extra redis-server arguments,
 // joins them with redis-cli --cluster create, and waits until every node
 // reports cluster_state:ok and every master has its replicas online.
 // Every process is killed when t ends.
@@ -145,6 +146,13 @@ func (p *redisProc) start(t *testing.T) {
 	}
 	cmd := exec.Command(p.bin, append(args, p.extra...)...)
 	cmd.Dir = p.dir
+	// What the server says before its log file is open (a bad option).
+	out, err := os.OpenFile(filepath.Join(p.dir, "redis.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("starting redis-server on %s: %v", p.addr(), err)
 	}
