@@ -5,6 +5,7 @@ import (
 	"net/http/httptest"
 	"testing"
 	"testing/synctest"
+	"time"
 
 	"github.com/seshgo/sesh"
 	"github.com/seshgo/sesh/memstore"
@@ -59,6 +60,56 @@ func TestExclusiveQueuesInProcess(t *testing.T) {
 		})).ServeHTTP(httptest.NewRecorder(), req)
 		if got != 7 {
 			t.Fatalf("counter: got %d, want 7", got)
+		}
+	})
+}
+
+// TestFailedUnlockRetried: an exclusive request whose unlock fails (the
+// store went down as it finished) leaves the store's lock behind. Other
+// processes wait for it to expire (LockTTL), but the next exclusive
+// request of the process that held it releases it first, instead of
+// answering 503 for the whole LockTTL after the store is back.
+func TestFailedUnlockRetried(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		store := &faultStore{Store: memstore.New()}
+		cfg := sesh.Config{Keys: testRing(t), LockTimeout: time.Second, LockTTL: time.Hour}
+		m1, err := sesh.New(store, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m2, err := sesh.New(store, cfg) // another process on the same store
+		if err != nil {
+			t.Fatal(err)
+		}
+		incr := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			s := sesh.FromContext(r.Context())
+			n, _ := sesh.Get[int](s, "n")
+			s.Set("n", n+1)
+		})
+		h1, h2 := m1.Handler(m1.Exclusive(incr)), m2.Handler(m2.Exclusive(incr))
+		rec := httptest.NewRecorder()
+		h1.ServeHTTP(rec, httptest.NewRequest("GET", "https://example.com/", nil))
+		cookie := rec.Result().Cookies()[0]
+		send := func(h http.Handler) int {
+			req := httptest.NewRequest("GET", "https://example.com/", nil)
+			req.AddCookie(cookie)
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			return rec.Code
+		}
+		store.failUnlock.Store(true)
+		if code := send(h1); code != http.StatusOK {
+			t.Fatalf("request whose unlock fails: got %d, want 200", code)
+		}
+		store.failUnlock.Store(false)
+		if code := send(h2); code != http.StatusServiceUnavailable {
+			t.Fatalf("other process while the lock is left behind: got %d, want 503", code)
+		}
+		if code := send(h1); code != http.StatusOK {
+			t.Fatalf("next request of the holding process: got %d, want 200", code)
+		}
+		if code := send(h2); code != http.StatusOK {
+			t.Fatalf("other process after the release: got %d, want 200", code)
 		}
 	})
 }

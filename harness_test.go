@@ -67,6 +67,7 @@ type faultStore struct {
 	corruptLoad                    atomic.Bool // Load reports an unparseable entry
 	saves, loads, deletes          atomic.Int64
 	locking, maxLocking            atomic.Int64 // store Lock calls in flight
+	failUnlock                     atomic.Bool  // unlock functions fail, keeping the lock
 }
 
 var errInjected = errors.New("injected store fault: dial tcp 10.0.0.1:6379: connection refused")
@@ -115,7 +116,16 @@ func (f *faultStore) Lock(ctx context.Context, k sesh.Key, ttl time.Duration) (f
 			break
 		}
 	}
-	return f.Store.(sesh.Locker).Lock(ctx, k, ttl)
+	unlock, err := f.Store.(sesh.Locker).Lock(ctx, k, ttl)
+	if err != nil {
+		return nil, err
+	}
+	return func(ctx context.Context) error {
+		if f.failUnlock.Load() {
+			return errInjected
+		}
+		return unlock(ctx)
+	}, nil
 }
 
 func (f *faultStore) List(ctx context.Context, cursor string, limit int) ([]sesh.Entry, string, error) {

@@ -25,6 +25,10 @@ type Manager struct {
 	local    *localLocker // queues exclusive requests within this process
 	// nonblocking stores need no per-operation timeout.
 	nonblocking bool
+	// stale holds the store locks whose unlock failed (the store was
+	// down), to release before this process next locks the same key.
+	staleMu sync.Mutex
+	stale   map[Key]staleLock
 	// cookieAttrs is the session cookie's attributes as Set-Cookie writes
 	// them after the value ("; Path=/; Secure; ..."), when not Persistent.
 	cookieAttrs string
@@ -345,6 +349,49 @@ func (m *Manager) sessionCookie(id sessionID, abs time.Time) string {
 	b.Write(enc[:])
 	b.WriteString(m.cookieAttrs)
 	return b.String()
+}
+
+// staleLock is a store lock whose release failed.
+type staleLock struct {
+	unlock func(context.Context) error
+	until  time.Time // it expires in the store by then anyway
+}
+
+// maxStaleLocks bounds the failed unlocks kept for retry; past it, such
+// locks wait out their LockTTL.
+const maxStaleLocks = 4096
+
+// keepStale remembers a store lock that could not be released, so that an
+// outage does not leave its session locked for the whole LockTTL after
+// the store is back.
+func (m *Manager) keepStale(key Key, unlock func(context.Context) error, until time.Time) {
+	m.staleMu.Lock()
+	defer m.staleMu.Unlock()
+	if m.stale == nil {
+		m.stale = make(map[Key]staleLock)
+	}
+	if len(m.stale) < maxStaleLocks {
+		m.stale[key] = staleLock{unlock, until}
+	}
+}
+
+// releaseStale retries the release of key's store lock, if one failed.
+// The caller holds key's local lock, so no request of this process holds
+// the store lock; the unlock is token-checked, so it never releases a
+// lock that another process took since.
+func (m *Manager) releaseStale(ctx context.Context, key Key) {
+	m.staleMu.Lock()
+	sl, ok := m.stale[key]
+	delete(m.stale, key)
+	m.staleMu.Unlock()
+	if !ok || !m.now().Before(sl.until) {
+		return
+	}
+	sctx, cancel := m.storeCtx(ctx)
+	defer cancel()
+	if err := sl.unlock(sctx); err != nil && !errors.Is(err, ErrLockLost) {
+		m.keepStale(key, sl.unlock, sl.until)
+	}
 }
 
 func userAgent(r *http.Request) string {

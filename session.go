@@ -294,6 +294,10 @@ func (s *Session) lock(key Key) error {
 		s.unlock = local
 		return nil
 	}
+	// This process holds the key's local lock, so no request of its own
+	// holds the store's: release one that an earlier request could not.
+	s.m.releaseStale(ctx, key)
+	until := s.m.now().Add(s.m.cfg.LockTTL)
 	remote, err := s.m.locker.Lock(ctx, key, s.m.cfg.LockTTL)
 	if err != nil {
 		local(ctx)
@@ -301,6 +305,9 @@ func (s *Session) lock(key Key) error {
 	}
 	s.unlock = func(ctx context.Context) error {
 		err := remote(ctx)
+		if err != nil && !errors.Is(err, ErrLockLost) {
+			s.m.keepStale(key, remote, until)
+		}
 		local(ctx)
 		return err
 	}
@@ -313,10 +320,15 @@ func (s *Session) release() {
 	unlock := s.unlock
 	s.unlock = nil
 	s.mu.Unlock()
-	if unlock != nil {
-		ctx, cancel := s.m.storeCtx(context.WithoutCancel(s.req.Context()))
-		defer cancel()
-		_ = unlock(ctx)
+	if unlock == nil {
+		return
+	}
+	ctx, cancel := s.m.storeCtx(context.WithoutCancel(s.req.Context()))
+	defer cancel()
+	if err := unlock(ctx); err != nil && !errors.Is(err, ErrLockLost) {
+		s.m.cfg.Logger.LogAttrs(ctx, slog.LevelWarn,
+			"sesh: exclusive lock not released; the next exclusive request of this process retries, others wait until LockTTL",
+			slog.String("error", err.Error()))
 	}
 }
 
