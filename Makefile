@@ -8,7 +8,7 @@ TESTFLAGS ?=
 FUZZTIME  ?= 60s
 STATICCHECK := go tool -modfile=$(CURDIR)/tools/go.mod staticcheck
 
-.PHONY: test test-modules lint fuzz fuzz-long bench demo deps-check
+.PHONY: test test-modules lint fuzz fuzz-long bench soak demo deps-check
 
 ## test: every test of every module, with the race detector, against real
 ## servers that scripts/testservers.sh finds, starts or installs
@@ -48,6 +48,11 @@ bench:
 	@set -e; for m in $(MODULES); do \
 		(cd $$m && go test -run='^$$' -bench=. -benchmem ./...); \
 	done
+
+## soak: the demo's soak test, SOAK per store (default 3m); report in soak-report.txt
+soak:
+	@bash scripts/testservers.sh run -- env SESH_SOAK=$(or $(SOAK),3m) SESH_SOAK_REPORT=$(CURDIR)/soak-report.txt \
+		go -C cmd test -race -count=1 -timeout=0 -run '^TestSoak$$' -v ./seshdemo
 
 ## demo: run the demo on the embedded file store
 demo:
