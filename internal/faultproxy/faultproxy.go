@@ -52,10 +52,10 @@ const (
 	// other again, not even a close. New connections are accepted and never
 	// reach the server.
 	BlackHole
-	// HalfOpen closes the server's side of every connection and keeps the
-	// client's open and silent, discarding what it sends: the server is
-	// gone but the client was never told. New connections are accepted and
-	// never reach the server.
+	// HalfOpen closes the server's side of every open connection and keeps
+	// the client's open and silent, discarding what it sends: the server
+	// restarted, or a firewall forgot the flows, and the client was never
+	// told. New connections reach the server.
 	HalfOpen
 	// LoseReplies forwards what clients send but discards what the server
 	// answers: requests take effect, and their clients never learn it. New
@@ -316,8 +316,6 @@ func (c *conn) run(mode Mode) {
 		return
 	case BlackHole:
 		c.silence(false)
-	case HalfOpen:
-		c.silence(true)
 	default:
 		d := net.Dialer{Timeout: DialTimeout}
 		server, err := d.DialContext(c.p.ctx, "tcp", c.p.target)
@@ -394,7 +392,7 @@ func (c *conn) pump(dir direction, src net.Conn) {
 			if dir == toClient {
 				mode, _, _ := c.p.state()
 				c.mu.Lock()
-				quiet := c.silent || mode == BlackHole || mode == HalfOpen
+				quiet := c.silent || mode == BlackHole
 				c.mu.Unlock()
 				if quiet {
 					// The server's side ended while the client is kept in
@@ -431,10 +429,6 @@ func (c *conn) forward(dir direction, b []byte) bool {
 			return true
 		case mode == BlackHole, mode == LoseReplies && dir == toClient:
 			c.silence(false)
-			c.p.discarded.Add(int64(len(b)))
-			return true
-		case mode == HalfOpen:
-			c.silence(true)
 			c.p.discarded.Add(int64(len(b)))
 			return true
 		case mode == Delay:

@@ -320,31 +320,27 @@ func TestHalfOpen(t *testing.T) {
 	}
 	eventually(t, "the bytes to be discarded", func() bool { return p.Discarded() == 4 })
 	silent(t, c)
-	fresh := dial(t, p)
-	if _, err := io.WriteString(fresh, "x"); err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, "the new connection's bytes to be discarded", func() bool { return p.Discarded() == 5 })
-	silent(t, fresh)
-	if _, accepted, _ := e.stats(); accepted != 1 {
-		t.Errorf("server accepted %d connections, want 1", accepted)
-	}
-	// The server is back, but these connections are dead for good.
+	// New connections reach the server.
+	mustRoundTrip(t, dial(t, p), "new")
+	// Passing again does not revive the dead connection.
 	p.SetMode(faultproxy.Pass)
 	if _, err := io.WriteString(c, "y"); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the dead connection to discard", func() bool { return p.Discarded() == 6 })
+	eventually(t, "the dead connection to discard", func() bool { return p.Discarded() == 5 })
 	silent(t, c)
 	mustRoundTrip(t, dial(t, p), "back")
 	if got := p.Open(); got != 3 {
 		t.Errorf("%d open connections, want 3 (half-open ones stay until their client closes)", got)
 	}
-	if got := p.Silent(); got != 2 {
-		t.Errorf("%d silent connections, want 2", got)
+	if got := p.Silent(); got != 1 {
+		t.Errorf("%d silent connections, want 1", got)
 	}
 	c.Close()
-	eventually(t, "the closed connection to go", func() bool { return p.Silent() == 1 && p.Open() == 2 })
+	eventually(t, "the closed connection to go", func() bool { return p.Silent() == 0 && p.Open() == 2 })
+	if got, _, _ := e.stats(); got != "anewback" {
+		t.Errorf("server received %q, want \"anewback\"", got)
+	}
 }
 
 func TestLoseReplies(t *testing.T) {
@@ -394,8 +390,10 @@ func TestClose(t *testing.T) {
 	p.SetMode(faultproxy.BlackHole)
 	hole := dial(t, p)
 	io.WriteString(hole, "x")
+	eventually(t, "the held chunk and the new bytes to be discarded", func() bool { return p.Discarded() == 5 })
 	p.SetMode(faultproxy.HalfOpen)
 	half := dial(t, p)
+	mustRoundTrip(t, half, "b")
 	eventually(t, "three open connections", func() bool { return p.Open() == 3 })
 
 	if err := p.Close(); err != nil {
