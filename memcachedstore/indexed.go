@@ -130,10 +130,7 @@ func (x *Indexed) UserRecords(ctx context.Context, user string) ([]sesh.Entry, e
 			names = append(names, name)
 		}
 	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	items, err := x.client.GetMulti(names)
+	items, err := call(ctx, func() (map[string]*memcache.Item, error) { return x.client.GetMulti(names) }, nil)
 	if err != nil && !errors.Is(err, memcache.ErrCacheMiss) {
 		return nil, mapErr(err)
 	}

@@ -64,9 +64,16 @@
 //
 // # Contexts
 //
-// gomemcache takes no context: a context that is done before a call stops
-// it, and so does one that ends while Lock waits, but a call in flight runs
-// until it completes or the client's Timeout (500 ms by default) passes.
+// gomemcache takes no context, so the store makes each call in a goroutine
+// of its own and returns the context's error as soon as the context is
+// done: a request never waits past the sesh manager's StoreTimeout, whatever
+// the client's Timeout. A call given up that way goes on until it completes
+// or the client's Timeout (500 ms by default) passes, holding its
+// connection, and its outcome is unknown, as with any remote write cut
+// short: a Save or Delete may have been applied, a Take may have consumed
+// the record. A lock that Lock wins after giving up is released at once. A
+// context that can never be done (context.Background) makes its calls
+// directly.
 package memcachedstore
 
 import (
@@ -295,12 +302,52 @@ func casLost(err error) bool {
 	return errors.Is(err, memcache.ErrCASConflict) || errors.Is(err, memcache.ErrNotStored) || errors.Is(err, memcache.ErrCacheMiss)
 }
 
+// call makes f, a gomemcache call, and returns its result, or ctx's error
+// as soon as ctx is done. A call given up that way goes on in its
+// goroutine until it completes or the client's Timeout passes; late, if
+// not nil, then gets its result.
+func call[T any](ctx context.Context, f func() (T, error), late func(T, error)) (T, error) {
+	var zero T
+	if err := ctx.Err(); err != nil {
+		return zero, err
+	}
+	if ctx.Done() == nil {
+		return f()
+	}
+	type result struct {
+		v   T
+		err error
+	}
+	ch := make(chan result) // unbuffered: a result is taken or handed to late
+	gone := make(chan struct{})
+	go func() {
+		v, err := f()
+		select {
+		case ch <- result{v, err}:
+		case <-gone:
+			if late != nil {
+				late(v, err)
+			}
+		}
+	}()
+	select {
+	case r := <-ch:
+		return r.v, r.err
+	case <-ctx.Done():
+		close(gone)
+		return zero, ctx.Err()
+	}
+}
+
+// do is call for a gomemcache call that returns only an error.
+func do(ctx context.Context, f func() error) error {
+	_, err := call(ctx, func() (struct{}, error) { return struct{}{}, f() }, nil)
+	return err
+}
+
 // get returns the item under name, or nil if there is none.
 func (s *Store) get(ctx context.Context, name string) (*memcache.Item, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	it, err := s.client.Get(name)
+	it, err := call(ctx, func() (*memcache.Item, error) { return s.client.Get(name) }, nil)
 	if errors.Is(err, memcache.ErrCacheMiss) {
 		return nil, nil
 	}
@@ -375,11 +422,8 @@ func (s *Store) Save(ctx context.Context, key sesh.Key, rec sesh.Record, prev ui
 	if err != nil {
 		return err
 	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
 	item.CasID = old.CasID
-	if err := s.client.CompareAndSwap(item); err != nil {
+	if err := do(ctx, func() error { return s.client.CompareAndSwap(item) }); err != nil {
 		if casLost(err) {
 			return sesh.ErrConflict
 		}
@@ -396,7 +440,7 @@ func (s *Store) create(ctx context.Context, item *memcache.Item, nowMs int64, li
 			return err
 		}
 		if live {
-			err := s.client.Add(item)
+			err := do(ctx, func() error { return s.client.Add(item) })
 			if err == nil {
 				return nil
 			}
@@ -422,11 +466,8 @@ func (s *Store) create(ctx context.Context, item *memcache.Item, nowMs int64, li
 		if !live {
 			return nil // a dead item stays dead: as absent as the record
 		}
-		if err := ctx.Err(); err != nil {
-			return err
-		}
 		item.CasID = old.CasID
-		err = s.client.CompareAndSwap(item)
+		err = do(ctx, func() error { return s.client.CompareAndSwap(item) })
 		if err == nil {
 			return nil
 		}
@@ -461,16 +502,13 @@ func (s *Store) Delete(ctx context.Context, key sesh.Key, tombstone time.Time) e
 			if !leave {
 				return nil
 			}
-			err = s.client.Add(item)
+			err = do(ctx, func() error { return s.client.Add(item) })
 		} else {
 			if _, expMs, tomb, err := decode(old.Value); err == nil && tomb && expMs > nowMs && (!leave || expMs >= untilMs) {
 				return nil // a live tombstone that lasts at least as long
 			}
-			if err := ctx.Err(); err != nil {
-				return err
-			}
 			item.CasID = old.CasID
-			err = s.client.CompareAndSwap(item)
+			err = do(ctx, func() error { return s.client.CompareAndSwap(item) })
 		}
 		if err == nil {
 			return nil
@@ -503,10 +541,8 @@ func (s *Store) Take(ctx context.Context, key sesh.Key) (sesh.Record, error) {
 		if err != nil {
 			return sesh.Record{}, err
 		}
-		if err := ctx.Err(); err != nil {
-			return sesh.Record{}, err
-		}
-		err = s.client.CompareAndSwap(&memcache.Item{Key: name, Expiration: gone, CasID: old.CasID})
+		cas := &memcache.Item{Key: name, Expiration: gone, CasID: old.CasID}
+		err = do(ctx, func() error { return s.client.CompareAndSwap(cas) })
 		if err == nil {
 			return rec, nil
 		}
@@ -535,13 +571,20 @@ func (s *Store) Lock(ctx context.Context, key sesh.Key, ttl time.Duration) (func
 	item := &memcache.Item{Key: name, Value: token, Expiration: expiration(max(ttl.Milliseconds(), 1))}
 	delay := 2 * time.Millisecond
 	var timer *time.Timer
-	for {
-		if err := ctx.Err(); err != nil {
-			return nil, err
+	// An add given up on may still win the lock: release it then.
+	add := func() (struct{}, error) { return struct{}{}, s.client.Add(item) }
+	late := func(_ struct{}, err error) {
+		if err == nil {
+			s.unlock(context.Background(), name, token)
 		}
-		err := s.client.Add(item)
+	}
+	for {
+		_, err := call(ctx, add, late)
 		if err == nil {
 			return func(ctx context.Context) error { return s.unlock(ctx, name, token) }, nil
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
 		}
 		if !errors.Is(err, memcache.ErrNotStored) {
 			return nil, mapErr(err)
@@ -570,10 +613,8 @@ func (s *Store) unlock(ctx context.Context, name string, token []byte) error {
 	if it == nil || string(it.Value) != string(token) {
 		return ErrLockLost
 	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	err = s.client.CompareAndSwap(&memcache.Item{Key: name, Expiration: gone, CasID: it.CasID})
+	cas := &memcache.Item{Key: name, Expiration: gone, CasID: it.CasID}
+	err = do(ctx, func() error { return s.client.CompareAndSwap(cas) })
 	if casLost(err) {
 		return ErrLockLost
 	}
