@@ -124,6 +124,16 @@
 // of just-expired records must never wait that long. Sweep also removes lapsed leases left in the locks
 // table by crashed holders.
 //
+// # Timeouts
+//
+// With github.com/go-sql-driver/mysql, a call ends when its context's
+// deadline (the sesh manager's Config.StoreTimeout) passes, whatever the
+// server does: the driver closes the connection. database/sql also opens
+// connections in the background, without any deadline, for calls waiting
+// for one (which happens only with SetMaxOpenConns); give the DSN a
+// timeout (for the dial) and a readTimeout, so that such an attempt cannot
+// hang on a server that accepts connections and never answers.
+//
 // # Errors
 //
 // Outcomes are the sesh sentinels ([sesh.ErrNotFound], [sesh.ErrGone],

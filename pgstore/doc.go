@@ -95,6 +95,29 @@
 // concurrent sweepers do not wait for each other. Sweep also
 // removes lapsed leases left in the locks table by crashed holders.
 //
+// # Timeouts
+//
+// pgx honours contexts: a call ends when the sesh manager's deadline
+// (Config.StoreTimeout) passes, whatever the server does. Two things in pgx
+// outlast that deadline and are worth configuring:
+//
+//   - The pool opens connections in the background, apart from the
+//     caller's context, and without a time limit unless the connection
+//     string sets connect_timeout (in seconds; or
+//     Config.ConnConfig.ConnectTimeout): to a server that accepts
+//     connections and never answers, such attempts hang. Set it, as in
+//     postgres://app@db/app?connect_timeout=5 (storeurl defaults it to 5).
+//   - A connection whose call was cut off by its deadline is closed in the
+//     background: pgx sends a cancel request on a new connection and waits
+//     for the server to close the old one, for up to 15 s, and the pool
+//     keeps the connection's slot meanwhile. After a hung server or dead
+//     connections, all of the pool's MaxConns slots can be held by
+//     connections being closed, and the pool serves nothing (each call
+//     waits for a slot until its deadline) for up to 15 s, even once the
+//     server is back. A MaxConns well above the calls in flight at once
+//     (pool_max_conns; pgx's default is the larger of 4 and the number of
+//     CPUs) rides out short faults; long ones can still stall the pool so.
+//
 // # Errors
 //
 // Outcomes are the sesh sentinels ([sesh.ErrNotFound], [sesh.ErrGone],

@@ -36,6 +36,9 @@ func TestFaults(t *testing.T) {
 			// connection attempts to a server that accepts and never
 			// answers never end.
 			c.ConnConfig.ConnectTimeout = 2 * time.Second
+			// Room for the connections that pgx closes in the background
+			// after each fault (up to 15 s each): with the default of 4,
+			// the pool stalls for that long after the half-open fault.
 			c.MaxConns = 8
 			pool, err := pgxpool.NewWithConfig(context.Background(), c)
 			if err != nil {
