@@ -157,6 +157,7 @@ func openRedis(ctx context.Context, r *redactor, n *netURL) (sesh.Store, io.Clos
 		return nil, nil, r.errorf("%s: %w", n.scheme, err)
 	}
 	ro.Username, ro.Password = n.credentials()
+	ro.ContextTimeoutEnabled = true
 	client := redis.NewClient(ro)
 	return finishRedis(ctx, r, n.scheme, client, sopts, func(ctx context.Context) error {
 		return client.Ping(ctx).Err()
@@ -194,6 +195,7 @@ func openSentinel(ctx context.Context, r *redactor, n *netURL) (sesh.Store, io.C
 	}
 	fo.Username, fo.Password = n.credentials()
 	fo.SentinelUsername, fo.SentinelPassword = sentinelUser, sentinelPass
+	fo.ContextTimeoutEnabled = true
 	client := redis.NewFailoverClient(fo)
 	return finishRedis(ctx, r, n.scheme, client, sopts, func(ctx context.Context) error {
 		// A failover client retries until ctx ends when no sentinel
@@ -256,6 +258,7 @@ func openCluster(ctx context.Context, r *redactor, n *netURL) (sesh.Store, io.Cl
 		return nil, nil, r.errorf("redis+cluster: %w", err)
 	}
 	co.Username, co.Password = n.credentials()
+	co.ContextTimeoutEnabled = true
 	client := redis.NewClusterClient(co)
 	return finishRedis(ctx, r, n.scheme, client, sopts, func(ctx context.Context) error {
 		return client.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error {
@@ -302,6 +305,9 @@ func openPostgres(ctx context.Context, r *redactor, n *netURL) (sesh.Store, io.C
 		// string, password and all (its message redacts it).
 		return nil, nil, r.errorf("%s: %v", n.scheme, err)
 	}
+	if _, env := os.LookupEnv("PGCONNECT_TIMEOUT"); !env && cfg.ConnConfig.ConnectTimeout == 0 && !hasParam(dsn, "connect_timeout") {
+		cfg.ConnConfig.ConnectTimeout = pgConnectTimeout
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, nil, r.errorf("%s: %w", n.scheme, err)
@@ -322,6 +328,21 @@ func openPostgres(ctx context.Context, r *redactor, n *netURL) (sesh.Store, io.C
 		}
 	}
 	return store, newCloser(pool, func() error { pool.Close(); return nil }), nil
+}
+
+// pgConnectTimeout is connect_timeout unless the URL or the environment
+// (PGCONNECT_TIMEOUT) sets it.
+const pgConnectTimeout = 5 * time.Second
+
+// hasParam reports whether the query of the URL dsn sets name, even to 0
+// (libpq's "wait forever").
+func hasParam(dsn, name string) bool {
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return false
+	}
+	_, ok := u.Query()[name]
+	return ok
 }
 
 // mysqlDSN converts a mysql:// URL to a DSN of github.com/go-sql-driver/mysql,

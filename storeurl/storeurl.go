@@ -59,13 +59,19 @@
 // A Redis Cluster (redis.NewClusterClient, with the options of
 // redis.ParseClusterURL); the hosts are seed nodes.
 //
+// Every Redis client is made with ContextTimeoutEnabled, so that a call
+// ends at its context's deadline (the manager's StoreTimeout) rather than
+// at go-redis's ReadTimeout (see redisstore's documentation).
+//
 //	postgres://app:secret@db.internal:5432/app?sslmode=verify-full
 //	postgresql://app@db1,db2/app?table=sessions&schema=auth&pool_max_conns=20
 //
 // A PostgreSQL database (pgstore on a pgxpool.Pool). The URL, less the
 // options table, schema and migrate, is passed to pgx, which takes
 // libpq's parameters, several hosts, the PG* environment variables and
-// .pgpass.
+// .pgpass. connect_timeout defaults to 5 (seconds), so that the pool's
+// background connection attempts cannot hang on a server that accepts
+// connections and never answers (see pgstore's documentation).
 //
 //	mysql://app:secret@db.internal:3306/app
 //	mysql://app:secret@db.internal/app?tls=true&table=sessions&interpolateParams=true
