@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/seshgo/sesh/seal"
@@ -29,6 +30,11 @@ type Manager struct {
 	// down), to release before this process next locks the same key.
 	staleMu sync.Mutex
 	stale   map[Key]staleLock
+	// orphans holds sessions created by failed commits whose undo failed
+	// too, by key, with their expiry; orphanCount is len(orphans).
+	orphanMu    sync.Mutex
+	orphans     map[Key]time.Time
+	orphanCount atomic.Int32
 	// cookieAttrs is the session cookie's attributes as Set-Cookie writes
 	// them after the value ("; Path=/; Secure; ..."), when not Persistent.
 	cookieAttrs string
@@ -117,6 +123,9 @@ func (m *Manager) load(ctx context.Context, id sessionID, key Key) (loaded, load
 	ctx, cancel := m.storeCtx(ctx)
 	defer cancel()
 	sr, err := m.store.Load(ctx, key)
+	if err == nil || errors.Is(err, ErrNotFound) || errors.Is(err, ErrGone) {
+		m.dropOrphans(ctx)
+	}
 	switch {
 	case err == nil:
 	case errors.Is(err, ErrNotFound):
@@ -175,6 +184,75 @@ func (m *Manager) retire(ctx context.Context, key Key, tomb time.Time) error {
 		}
 	}
 	return err
+}
+
+// undoCreate deletes a session that a failed commit created and no
+// browser was told of. If the store fails that too, the key is kept and
+// deleted once the store answers again (see dropOrphans): left alone, the
+// record would be listed among its user's devices until it expires.
+func (m *Manager) undoCreate(ctx context.Context, key Key, expires time.Time) {
+	if m.retire(context.WithoutCancel(ctx), key, time.Time{}) == nil {
+		return
+	}
+	m.orphanMu.Lock()
+	defer m.orphanMu.Unlock()
+	if m.orphans == nil {
+		m.orphans = make(map[Key]time.Time)
+	}
+	if len(m.orphans) < maxOrphans {
+		m.orphans[key] = expires
+		m.orphanCount.Store(int32(len(m.orphans)))
+	}
+}
+
+// maxOrphans bounds the undone sessions kept for deletion; past it, such
+// records are left to expire.
+const maxOrphans = 4096
+
+// dropOrphans deletes a few of the sessions that undoCreate could not,
+// now that the store answers. It is called after a successful load, and
+// costs an atomic load when there are none.
+func (m *Manager) dropOrphans(ctx context.Context) {
+	if m.orphanCount.Load() == 0 {
+		return
+	}
+	type orphan struct {
+		key Key
+		exp time.Time
+	}
+	var batch [8]orphan
+	n := 0
+	now := m.now()
+	m.orphanMu.Lock()
+	for k, exp := range m.orphans {
+		if n == len(batch) {
+			break
+		}
+		delete(m.orphans, k)
+		if now.Before(exp) {
+			batch[n] = orphan{k, exp}
+			n++
+		}
+	}
+	m.orphanCount.Store(int32(len(m.orphans)))
+	m.orphanMu.Unlock()
+	for i, o := range batch[:n] {
+		dctx, cancel := m.storeCtx(context.WithoutCancel(ctx))
+		err := m.store.Delete(dctx, o.key, time.Time{})
+		cancel()
+		if err != nil {
+			// Still failing: keep the rest for later.
+			m.orphanMu.Lock()
+			for _, o := range batch[i:n] {
+				if len(m.orphans) < maxOrphans {
+					m.orphans[o.key] = o.exp
+				}
+			}
+			m.orphanCount.Store(int32(len(m.orphans)))
+			m.orphanMu.Unlock()
+			return
+		}
+	}
 }
 
 // remove deletes a dead record, best effort: the record is dead either

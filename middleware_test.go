@@ -412,6 +412,11 @@ func TestLoginWithFailingDeleteKeepsOldSession(t *testing.T) {
 	if r.code != http.StatusServiceUnavailable || len(r.header.Values("Set-Cookie")) != 0 {
 		t.Fatalf("login with failing delete: got %d, cookies %q", r.code, r.header.Values("Set-Cookie"))
 	}
+	// The undo of the new session failed too: it is still stored, for
+	// now, under alice.
+	if n := h.storeCount(); n != 2 {
+		t.Fatalf("records during the outage: got %d, want 2 (old session, undone new one)", n)
+	}
 	h.store.failDelete.Store(false)
 	// The browser keeps its old session, not logged in, with its data.
 	if r := h.get(c, "/whoami"); r.body != "anon" {
@@ -419,6 +424,14 @@ func TestLoginWithFailingDeleteKeepsOldSession(t *testing.T) {
 	}
 	if r := h.get(c, "/get?k=a"); r.body != "1" {
 		t.Fatalf("old session data: got %q, want 1", r.body)
+	}
+	// The first request after the outage deleted the session the failed
+	// login created: no device nobody holds is listed under alice.
+	if n := h.storeCount(); n != 1 {
+		t.Fatalf("records after recovery: got %d, want 1", n)
+	}
+	if devs, err := h.m.Sessions(t.Context(), "alice"); err != nil || len(devs) != 0 {
+		t.Fatalf("alice's sessions after recovery: %v, %v; want none", devs, err)
 	}
 	// Once the store is back, login works and kills the old ID.
 	if r := h.do(c, "POST", "/login?u=alice", ""); r.code != 200 {

@@ -932,7 +932,7 @@ func (s *Session) commitLocked(ctx context.Context, hdr http.Header) error {
 		}
 		if s.rememberNew && next.user != "" {
 			if err := s.issueToken(ctx, hdr, next); err != nil {
-				m.remove(ctx, s.key)
+				m.undoCreate(ctx, s.key, m.expires(next))
 				s.rec, s.version = nil, 0
 				hdr.Del("Set-Cookie")
 				return err
@@ -946,7 +946,7 @@ func (s *Session) commitLocked(ctx context.Context, hdr http.Header) error {
 			if err != nil {
 				if created {
 					// Do not leave two live sessions: undo the new one.
-					m.remove(ctx, s.key)
+					m.undoCreate(ctx, s.key, m.expires(next))
 					s.rec, s.version = nil, 0
 					hdr.Del("Set-Cookie")
 				} else if hdr != nil && s.presented {
