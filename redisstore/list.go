@@ -32,7 +32,7 @@ func (s *Store) UserRecords(ctx context.Context, user string) ([]sesh.Entry, err
 		cmds[b] = pipe.ZRangeByScore(ctx, s.bucketIndexPrefix(byte(b))+digest, &redis.ZRangeBy{Min: lo, Max: "+inf"})
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
-		return nil, ctxErr(ctx, err)
+		return nil, s.fail(ctx, err)
 	}
 	var keys []sesh.Key
 	for _, c := range cmds {
@@ -61,7 +61,7 @@ func (s *Store) fetch(ctx context.Context, keys []sesh.Key) ([]sesh.Entry, error
 		cmds[i] = pipe.Get(ctx, s.recordKey(k))
 	}
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-		return nil, ctxErr(ctx, err)
+		return nil, s.fail(ctx, err)
 	}
 	entries := make([]sesh.Entry, 0, len(keys))
 	for i, c := range cmds {
@@ -70,7 +70,7 @@ func (s *Store) fetch(ctx context.Context, keys []sesh.Key) ([]sesh.Entry, error
 			continue
 		}
 		if err != nil {
-			return nil, ctxErr(ctx, err)
+			return nil, s.fail(ctx, err)
 		}
 		rec, err := s.live(keys[i], v)
 		if errors.Is(err, sesh.ErrNotFound) || errors.Is(err, sesh.ErrGone) {
@@ -112,7 +112,7 @@ func (s *Store) nodes(ctx context.Context) ([]node, error) {
 		return []node{{addr: "", c: s.client}}, nil
 	}
 	if err != nil {
-		return nil, ctxErr(ctx, err)
+		return nil, s.fail(ctx, err)
 	}
 	slices.SortFunc(nodes, func(a, b node) int { return strings.Compare(a.addr, b.addr) })
 	return nodes, nil
@@ -223,7 +223,7 @@ func (s *Store) List(ctx context.Context, cursor string, limit int) ([]sesh.Entr
 		cur.addr = nodes[ni].addr
 		names, next, err := nodes[ni].c.Scan(ctx, cur.scan, pattern, int64(max(room, 10))).Result()
 		if err != nil {
-			return nil, "", ctxErr(ctx, err)
+			return nil, "", s.fail(ctx, err)
 		}
 		var keys []sesh.Key
 		for _, name := range names {

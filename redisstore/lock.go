@@ -33,13 +33,13 @@ func (s *Store) Lock(ctx context.Context, key sesh.Key, ttl time.Duration) (func
 		}
 		ok, err := s.client.SetNX(ctx, name, token, ttl).Result()
 		if err != nil {
-			return nil, ctxErr(ctx, err)
+			return nil, s.fail(ctx, err)
 		}
 		if ok {
 			return func(ctx context.Context) error {
 				n, err := unlockScript.Run(ctx, s.client, []string{name}, token).Int()
 				if err != nil {
-					return ctxErr(ctx, err)
+					return s.fail(ctx, err)
 				}
 				if n != 1 {
 					return ErrLockLost

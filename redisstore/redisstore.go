@@ -335,10 +335,17 @@ func decode(v []byte) (rec sesh.Record, expMs int64, tomb bool, err error) {
 	return rec, expMs, false, nil
 }
 
-// ctxErr returns err, or, if ctx is done, ctx's error with err as detail,
+// fail returns err, or, if ctx is done, ctx's error with err as detail,
 // so that a deadline that fires inside go-redis (as an i/o timeout) still
 // reads as the context's error.
-func ctxErr(ctx context.Context, err error) error {
+func (s *Store) fail(ctx context.Context, err error) error {
+	if cc, ok := s.client.(*redis.ClusterClient); ok {
+		// A master that died answers nothing, so no MOVED tells go-redis
+		// that a replica took its slots: ask for the cluster's layout now
+		// rather than at the next periodic reload (60 s by default). It
+		// is lazy, and one at a time.
+		cc.ReloadState(ctx)
+	}
 	if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
 		return fmt.Errorf("redisstore: %w (%v)", cerr, err)
 	}
@@ -357,7 +364,7 @@ func (s *Store) Load(ctx context.Context, key sesh.Key) (sesh.Record, error) {
 		return sesh.Record{}, sesh.ErrNotFound
 	}
 	if err != nil {
-		return sesh.Record{}, ctxErr(ctx, err)
+		return sesh.Record{}, s.fail(ctx, err)
 	}
 	return s.live(key, v)
 }
@@ -406,7 +413,7 @@ func (s *Store) Save(ctx context.Context, key sesh.Key, rec sesh.Record, prev ui
 		encodeRecord(rec, expMs), prevArg, nowMs, ttl,
 		s.indexPrefix(key), key[:], rec.User, expMs).Int()
 	if err != nil {
-		return ctxErr(ctx, mapTooLarge(err))
+		return s.fail(ctx, mapTooLarge(err))
 	}
 	if n != 1 {
 		return sesh.ErrConflict
@@ -439,7 +446,7 @@ func (s *Store) Delete(ctx context.Context, key sesh.Key, tombstone time.Time) e
 	}
 	err := deleteScript.Run(ctx, s.client, []string{s.recordKey(key)},
 		nowMs, tombArg, ttl, s.indexPrefix(key), key[:]).Err()
-	return ctxErr(ctx, err)
+	return s.fail(ctx, err)
 }
 
 // Take removes the live record under key and its user-index entry and
@@ -456,7 +463,7 @@ func (s *Store) Take(ctx context.Context, key sesh.Key) (sesh.Record, error) {
 		return sesh.Record{}, sesh.ErrNotFound
 	}
 	if err != nil {
-		return sesh.Record{}, ctxErr(ctx, err)
+		return sesh.Record{}, s.fail(ctx, err)
 	}
 	switch v := res.(type) {
 	case string:
