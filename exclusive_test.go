@@ -1,8 +1,10 @@
 package sesh_test
 
 import (
+	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -110,6 +112,64 @@ func TestFailedUnlockRetried(t *testing.T) {
 		}
 		if code := send(h2); code != http.StatusOK {
 			t.Fatalf("other process after the release: got %d, want 200", code)
+		}
+	})
+}
+
+// TestExclusiveRestoredFromRememberMe: parallel exclusive requests that
+// carry only a remember-me cookie (a browser restarted with several tabs)
+// share the one restored session, and still take turns: no increment is
+// lost. Found by the demo's soak test.
+func TestExclusiveRestoredFromRememberMe(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		m, err := sesh.New(memstore.New(), sesh.Config{Keys: testRing(t)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		mux := http.NewServeMux()
+		mux.HandleFunc("/login", func(w http.ResponseWriter, r *http.Request) {
+			s := sesh.FromContext(r.Context())
+			s.Login("alice")
+			s.Remember()
+		})
+		mux.Handle("/incr", m.Exclusive(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			s := sesh.FromContext(r.Context())
+			n, _ := sesh.Get[int](s, "n")
+			time.Sleep(5 * time.Millisecond) // a database call between read and write
+			s.Set("n", n+1)
+			fmt.Fprint(w, n+1)
+		})))
+		h := m.Handler(mux)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("POST", "https://example.com/login", nil))
+		var remember *http.Cookie
+		for _, c := range rec.Result().Cookies() {
+			if c.Name == sesh.DefaultCookieName+"-remember" {
+				remember = c
+			}
+		}
+		if remember == nil {
+			t.Fatal("no remember-me cookie")
+		}
+		const n = 8
+		got := make(chan string, n)
+		for range n {
+			go func() {
+				req := httptest.NewRequest("GET", "https://example.com/incr", nil)
+				req.AddCookie(remember)
+				rec := httptest.NewRecorder()
+				h.ServeHTTP(rec, req)
+				got <- fmt.Sprintf("%d %s", rec.Code, rec.Body)
+			}()
+		}
+		var answers []string
+		for range n {
+			answers = append(answers, <-got)
+		}
+		slices.Sort(answers)
+		want := []string{"200 1", "200 2", "200 3", "200 4", "200 5", "200 6", "200 7", "200 8"}
+		if !slices.Equal(answers, want) {
+			t.Fatalf("answers: got %q, want %q", answers, want)
 		}
 	})
 }

@@ -78,9 +78,9 @@ func (s *Session) makeExclusive() error {
 	case s.dirty() || len(s.retire) > 0 || len(s.popped) > 0:
 		return errors.New("sesh: Exclusive after the session was changed")
 	case s.deliver:
-		// Restored from a remember-me token by this request: its record is
-		// new, so lock it and keep what was loaded.
-		return s.lock(s.key)
+		// Restored from a remember-me token by this request: lock it and
+		// read it again under the lock.
+		return s.lockAdopted()
 	}
 	s.state = sessUnloaded
 	s.presented, s.id, s.key, s.rec, s.version, s.gone, s.newIP = false, sessionID{}, Key{}, nil, 0, false, ""

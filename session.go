@@ -176,7 +176,7 @@ func (s *Session) loadLocked() error {
 	m := s.m
 	cands := m.candidates(s.req, s.candBuf[:0])
 	if len(cands) == 0 {
-		return s.restore()
+		return s.restoreLocked()
 	}
 	s.presented = true
 	ctx := s.req.Context()
@@ -211,7 +211,7 @@ func (s *Session) loadLocked() error {
 			return nil
 		}
 		s.report(EventUnknownSession, "", "")
-		return s.restore()
+		return s.restoreLocked()
 	case 1:
 	default:
 		// Two valid sessions in one request: a cookie was tossed in from a
@@ -242,6 +242,40 @@ func (s *Session) loadLocked() error {
 		return nil
 	}
 	s.rec, s.version, s.newIP = found.rec, found.version, newIP
+	return nil
+}
+
+// restoreLocked restores a session from the request's remember-me cookie,
+// if any; in exclusive mode it then locks the restored session and
+// reloads it under the lock, since parallel requests restored from the
+// same cookie share one session (see restore).
+func (s *Session) restoreLocked() error {
+	if err := s.restore(); err != nil {
+		return err
+	}
+	return s.lockAdopted()
+}
+
+// lockAdopted locks a session adopted from a remember-me token, in
+// exclusive mode, and reloads it: what was read before the lock may be
+// stale already.
+func (s *Session) lockAdopted() error {
+	if !s.exclusive || !s.deliver || s.unlock != nil {
+		return nil
+	}
+	if err := s.lock(s.key); err != nil {
+		return err
+	}
+	l, st, err := s.m.load(s.req.Context(), s.id, s.key)
+	if err != nil {
+		return err
+	}
+	if st != stateLive {
+		// Ended in between (revoked): nothing to adopt.
+		s.id, s.key, s.rec, s.version, s.deliver = sessionID{}, Key{}, nil, 0, false
+		return nil
+	}
+	s.rec, s.version = l.rec, l.version
 	return nil
 }
 
