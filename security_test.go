@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -548,5 +549,54 @@ func TestRevokedRememberedDeviceStaysOut(t *testing.T) {
 	}
 	if r := h.get(d, "/whoami"); r.body != "alice" {
 		t.Fatalf("another device: got %q", r.body)
+	}
+}
+
+// TestRevokeOthersKeepsOwnToken: a browser restarted and signed in again
+// by its remember-me token leaves its older session behind, under the same
+// device. "Sign out everywhere else" ends that session, but not the
+// browser's own token. Found by the demo's soak test.
+func TestRevokeOthersKeepsOwnToken(t *testing.T) {
+	h := newHarness(t, nil)
+	old, r1 := h.loginRemember("alice")
+	other, ro := h.loginRemember("alice") // another browser
+	raw := h.rawClient()
+	// Restart: only the token.
+	r := h.do(raw, "GET", "/remembered", rememberName+"="+r1)
+	s2, ok := sessionCookie(r)
+	r2, ok2 := cookieValue(r, rememberName)
+	if r.body != "alice true" || !ok || !ok2 {
+		t.Fatalf("restore: got %q (cookies %q)", r.body, r.header.Values("Set-Cookie"))
+	}
+	jar := sesh.DefaultCookieName + "=" + s2 + "; " + rememberName + "=" + r2
+	if r := h.do(raw, "POST", "/revoke-others", jar); r.code != 200 || r.body != "2" {
+		t.Fatalf("revoke-others: got %d %q, want 200 and 2 sessions ended", r.code, r.body)
+	}
+	// The older session of this browser and the other browser are out.
+	// (The older session's cookie alone: its jar's remember-me cookie is
+	// the one rotated above, which shares the new session during the
+	// grace period.)
+	u, _ := url.Parse(h.srv.URL)
+	found := false
+	for _, c := range old.Jar.Cookies(u) {
+		if c.Name == sesh.DefaultCookieName {
+			found = true
+			if r := h.do(raw, "GET", "/whoami", c.Name+"="+c.Value); r.body != "anon" {
+				t.Fatalf("older session of this browser: got %q, want anon", r.body)
+			}
+		}
+	}
+	if !found {
+		t.Fatal("no session cookie in the older session's jar")
+	}
+	if r := h.get(other, "/whoami"); r.body != "anon" {
+		t.Fatalf("other browser: got %q, want anon", r.body)
+	}
+	if r := h.do(raw, "GET", "/whoami", rememberName+"="+ro); r.body != "anon" {
+		t.Fatalf("other browser's token: got %q, want anon", r.body)
+	}
+	// This browser's token still signs it in after its next restart.
+	if r := h.do(raw, "GET", "/remembered", rememberName+"="+r2); r.body != "alice true" {
+		t.Fatalf("own token after revoke-others: got %q, want alice remembered", r.body)
 	}
 }

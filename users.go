@@ -82,6 +82,20 @@ func currentKey(ctx context.Context) (Key, bool) {
 	return s.key, true
 }
 
+// currentDevice returns the device ID of the session in ctx, if loaded.
+func currentDevice(ctx context.Context) string {
+	s := FromContext(ctx)
+	if s.detached {
+		return ""
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.rec == nil {
+		return ""
+	}
+	return s.rec.device
+}
+
 // Sessions lists the live sessions of user, most recently active first.
 // The session of the request whose context is ctx, if it is one of them,
 // is marked Current.
@@ -166,6 +180,14 @@ func (m *Manager) RevokeAll(ctx context.Context, user string) (int, error) {
 // back: its compare-and-set finds the record gone).
 func (m *Manager) revoke(ctx context.Context, user string, list []userSession, keep Key, skipKeep bool) (int, error) {
 	cur, hasCur := currentKey(ctx)
+	// The browser of the current request keeps its remember-me token
+	// unless its own session is revoked: revoking an older session of the
+	// same browser (left behind when it restarted and was signed in again
+	// by that token) must not sign it out on its next restart.
+	kept := ""
+	if hasCur && (!slices.ContainsFunc(list, func(us userSession) bool { return us.key == cur }) || skipKeep && keep == cur) {
+		kept = currentDevice(ctx)
+	}
 	n := 0
 	devices := make(map[string]bool)
 	for _, us := range list {
@@ -181,7 +203,7 @@ func (m *Manager) revoke(ctx context.Context, user string, list []userSession, k
 			return n, fmt.Errorf("%w: revoke: %w", ErrStoreUnavailable, err)
 		}
 		n++
-		if us.rec.device != "" {
+		if us.rec.device != "" && us.rec.device != kept {
 			devices[us.rec.device] = true
 		}
 		m.Report(ctx, Event{Kind: EventRevoked, User: user, Handle: handle(us.key), IP: us.rec.ip, UserAgent: us.rec.ua})
