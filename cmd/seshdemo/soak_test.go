@@ -1389,15 +1389,20 @@ func (c *soakClient) revokeOthers() {
 	}
 }
 
-// ended updates v's model for its sessions of user that were revoked,
-// and probes them. A revocation also ends the remember-me tokens of the
-// revoked sessions' devices, for that user: this includes the device of
-// the revoking browser itself when it revokes a session it left behind
-// (a browser restart keeps the device).
+// ended updates v's model for its sessions of user that were revoked by
+// c, and probes them. A revocation also ends the remember-me tokens of the
+// revoked sessions' devices, for that user, except the device of c's own
+// session when that one stays: a session c left behind (a browser restart
+// keeps the device) is revoked, c's token is not.
 func (c *soakClient) ended(v *soakClient, user string, sessions []soakSession) {
 	devices := map[int]bool{}
 	for _, s := range sessions {
 		devices[s.lineage] = true
+	}
+	if v == c && c.cur != nil && !slices.Contains(sessions, *c.cur) {
+		delete(devices, c.cur.lineage) // lineages are numbered per browser
+	}
+	for _, s := range sessions {
 		if v.cur != nil && *v.cur == s {
 			// The browser still holds the dead cookie: its next request
 			// starts anonymous, or is restored by a live token.
