@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -53,9 +54,20 @@ func (b *logBuffer) String() string {
 // when the test ends.
 func startDemo(t *testing.T, dir string, args ...string) string {
 	t.Helper()
+	return startDemoLogging(t, dir, &logBuffer{}, args...)
+}
+
+// demoLog keeps what the demo logs, to show if the test fails.
+type demoLog interface {
+	io.Writer
+	fmt.Stringer
+}
+
+// startDemoLogging is startDemo with the demo's log written to logs.
+func startDemoLogging(t *testing.T, dir string, logs demoLog, args ...string) string {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
-	logs := &logBuffer{}
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, append([]string{"-addr", "127.0.0.1:0", "-data", dir}, args...), pw, logs)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -295,33 +294,7 @@ func soak(t *testing.T, store, url string, d time.Duration, seed uint64, run str
 // test fails.
 func startSoakDemo(t *testing.T, dir string, args []string) string {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	pr, pw := io.Pipe()
-	logs := &warnings{}
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, append([]string{"-addr", "127.0.0.1:0", "-data", dir}, args...), pw, logs)
-		pw.Close()
-	}()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("run: %v", err)
-		}
-		if t.Failed() {
-			t.Logf("the demo's warnings and errors:\n%s", logs)
-		}
-	})
-	line, err := bufio.NewReader(pr).ReadString('\n')
-	if err != nil {
-		t.Fatalf("reading the demo's URL: %v; log:\n%s", err, logs)
-	}
-	go io.Copy(io.Discard, pr)
-	u := regexp.MustCompile(`http://\S+/`).FindString(line)
-	if u == "" {
-		t.Fatalf("no URL in %q", line)
-	}
-	return u
+	return startDemoLogging(t, dir, &warnings{}, args...)
 }
 
 // warnings keeps the first 64 KiB of the log lines that are not INFO,
