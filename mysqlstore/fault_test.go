@@ -20,6 +20,8 @@ func TestFaults(t *testing.T) {
 	}
 	_, table := freshStore(t, newDB(t))
 	faulttest.Run(t, faulttest.Options{
+		// Lock finishes an attempt in flight (lockAttemptTimeout).
+		LockAttempt:    5 * time.Second,
 		Target:         cfg.Addr,
 		ConnGoroutines: 1, // the driver's watcher of each connection
 		NewStore: func(t *testing.T, addr string, now func() time.Time) sesh.Store {

@@ -22,7 +22,9 @@ func TestFaults(t *testing.T) {
 	}
 	_, table := freshStore(t, newPool(t))
 	faulttest.Run(t, faulttest.Options{
-		Target: net.JoinHostPort(cfg.ConnConfig.Host, strconv.Itoa(int(cfg.ConnConfig.Port))),
+		// Lock finishes an attempt in flight (lockAttemptTimeout).
+		LockAttempt: 5 * time.Second,
+		Target:      net.JoinHostPort(cfg.ConnConfig.Host, strconv.Itoa(int(cfg.ConnConfig.Port))),
 		// pgx closes a connection interrupted by a deadline in the
 		// background, first sending a cancel request on a new connection,
 		// for up to 15 s when the server does not answer.

@@ -67,6 +67,11 @@ type Options struct {
 	// for up to 15 s). Goroutines must be back to their baseline within
 	// Linger plus a margin.
 	Linger time.Duration
+	// LockAttempt is how long one attempt of the store's Lock may run past
+	// its context (mysqlstore and pgstore finish an attempt in flight, up
+	// to 5 s, rather than leave a lease taken unseen). An exclusive request
+	// on a hung store ends within LockTimeout plus this.
+	LockAttempt time.Duration
 	// ConnGoroutines is the number of goroutines the store's client keeps
 	// for each open connection (go-sql-driver/mysql: one, its watcher).
 	// Goroutine counts are compared less these, since a pool may hold more
@@ -106,7 +111,101 @@ func Run(t *testing.T, o Options) {
 		}
 		t.Run("Destroy/Reset", func(t *testing.T) { testEnd(t, o, faultproxy.Reset, "/destroy") })
 	})
+	t.Run("Exclusive", func(t *testing.T) {
+		for _, m := range []faultproxy.Mode{faultproxy.Drop, faultproxy.BlackHole} {
+			t.Run(m.String(), func(t *testing.T) { testExclusive(t, o, m) })
+		}
+	})
+	t.Run("Remember", func(t *testing.T) { testRemember(t, o) })
 	t.Run("Back", func(t *testing.T) { testBack(t, o) })
+}
+
+// testExclusive: exclusive read-modify-writes while the store fails
+// answer 503 and change nothing; afterwards the counter goes on from the
+// last acknowledged value. With a store lock, an unlock lost in the fault
+// does not keep the session locked after recovery.
+func testExclusive(t *testing.T, o Options, mode faultproxy.Mode) {
+	e := newEnv(t, o)
+	b := e.browser()
+	b.must("POST", "/login?u=ivy")
+	for want := 1; want <= 2; want++ {
+		if r := b.must("GET", "/incr"); r.body != strconv.Itoa(want) {
+			t.Fatalf("increment %d: got %q", want, r.body)
+		}
+	}
+	e.fault(mode)
+	// Waiting for the store's lock is bounded by LockTimeout rather than
+	// StoreTimeout (another request may hold it), plus an attempt the
+	// store finishes.
+	b.unavailableWithin(e.bound(2)+lockTimeout+o.LockAttempt, "GET", "/incr")
+	e.recover(b, "user=ivy n=2")
+	// A client whose pooled connections died in the fault may fail a few
+	// more calls (503, no cookie), never lose or repeat an increment.
+	e.eventually("increment after recovery", func() response { return b.do("GET", "/incr") }, "3")
+	if _, ok := e.store.(sesh.Locker); !ok {
+		return
+	}
+	// The store fails as the lock is released: the increment was saved,
+	// the lock stays behind in the store.
+	e.tap.arm("unlock", func() { e.proxy.SetMode(faultproxy.Reset) })
+	if r := b.do("GET", "/incr"); r.code != http.StatusOK || r.body != "4" {
+		t.Fatalf("increment whose unlock fails: got %d %q, want 200 4", r.code, r.body)
+	}
+	e.proxy.SetMode(faultproxy.Pass)
+	// The next exclusive request of this process releases it first,
+	// instead of waiting for it to lapse (LockTTL, a minute by default,
+	// far beyond recoverTimeout).
+	e.eventually("increment after the lost unlock", func() response { return b.do("GET", "/incr") }, "5")
+	e.checkIssued()
+}
+
+// eventually sends requests with get until one answers 200, which must
+// have body want; until then each must be a 503 without cookies (a client
+// whose pooled connections died may fail a few more calls), for at most
+// recoverTimeout.
+func (e *env) eventually(what string, get func() response, want string) {
+	e.t.Helper()
+	deadline := time.Now().Add(recoverTimeout)
+	for {
+		r := get()
+		if r.code == http.StatusOK {
+			if r.body != want {
+				e.t.Fatalf("%s: got %q, want %q", what, r.body, want)
+			}
+			return
+		}
+		if r.code != http.StatusServiceUnavailable || len(r.cookies) != 0 || time.Now().After(deadline) {
+			e.t.Fatalf("%s: got %d %q with cookies %v", what, r.code, strings.TrimSpace(r.body), r.cookieStrings())
+		}
+	}
+}
+
+// testRemember: a browser coming back with only its remember-me cookie
+// while the store is down gets 503, and its token is neither used up nor
+// revoked: once the store is back it signs the browser in.
+func testRemember(t *testing.T, o Options) {
+	e := newEnv(t, o)
+	b := e.browser()
+	r := b.must("POST", "/login?u=kim&remember=1")
+	var token *http.Cookie
+	for _, c := range r.cookies {
+		if strings.Contains(c.Name, "remember") {
+			token = c
+		}
+	}
+	if token == nil {
+		t.Fatalf("login with remember-me set no remember-me cookie: %v", r.cookieStrings())
+	}
+	restarted := e.browser()
+	u, _ := url.Parse(e.srv.URL)
+	restarted.c.Jar.SetCookies(u, []*http.Cookie{{Name: token.Name, Value: token.Value}})
+	e.fault(faultproxy.Drop)
+	restarted.unavailable("GET", "/state")
+	e.faulty.Store(false)
+	e.proxy.SetMode(faultproxy.Pass)
+	e.eventually("restore after recovery", func() response { return restarted.do("GET", "/state") }, "user=kim")
+	b.state("user=kim")
+	e.checkIssued()
 }
 
 // testDown: the server goes away (Drop) or resets every connection while
@@ -414,7 +513,17 @@ func newEnv(t *testing.T, o Options) *env {
 	// which then need not wait for calls still lingering on dead
 	// connections.
 	t.Cleanup(func() { p.Close() })
+	// Open a connection before the scenario starts: the first dial (a
+	// MySQL handshake, say) can take longer than StoreTimeout on a busy
+	// machine, and the healthy phase must not fail for it.
+	wctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	_, _ = store.Load(wctx, sesh.Key{})
+	cancel()
 	e := &env{t: t, o: o, proxy: p, store: store, tap: newTap(store)}
+	var managed sesh.Store = e.tap
+	if l, ok := store.(sesh.Locker); ok {
+		managed = lockingTap{e.tap, l}
+	}
 	key, err := seal.GenerateKey(1)
 	if err != nil {
 		t.Fatal(err)
@@ -423,16 +532,17 @@ func newEnv(t *testing.T, o Options) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := sesh.New(e.tap, sesh.Config{
+	m, err := sesh.New(managed, sesh.Config{
 		Keys:         ring,
 		Now:          clock,
 		StoreTimeout: o.StoreTimeout,
+		LockTimeout:  lockTimeout,
 		Cookie:       sesh.CookieConfig{InsecureHTTP: true},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.srv = httptest.NewUnstartedServer(m.Handler(routes()))
+	e.srv = httptest.NewUnstartedServer(m.Handler(routes(m)))
 	e.srv.Config.ErrorLog = log.New(io.Discard, "", 0)
 	e.srv.Start()
 	t.Cleanup(e.srv.Close)
@@ -440,8 +550,19 @@ func newEnv(t *testing.T, o Options) *env {
 }
 
 // routes is the application under test.
-func routes() http.Handler {
+func routes(m *sesh.Manager) http.Handler {
 	mux := http.NewServeMux()
+	// incr is an exclusive read-modify-write of the counter n.
+	mux.Handle("GET /incr", m.Exclusive(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s := sesh.FromContext(r.Context())
+		v, _ := sesh.Get[string](s, "n") // a string, as /state shows values
+		n, _ := strconv.Atoi(v)
+		if err := s.Set("n", strconv.Itoa(n+1)); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		io.WriteString(w, strconv.Itoa(n+1))
+	})))
 	mux.HandleFunc("GET /put", func(w http.ResponseWriter, r *http.Request) {
 		if err := sesh.FromContext(r.Context()).Set(r.FormValue("k"), r.FormValue("v")); err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
@@ -474,7 +595,11 @@ func routes() http.Handler {
 		io.WriteString(w, strings.Join(out, " "))
 	})
 	mux.HandleFunc("POST /login", func(w http.ResponseWriter, r *http.Request) {
-		sesh.FromContext(r.Context()).Login(r.FormValue("u"))
+		s := sesh.FromContext(r.Context())
+		s.Login(r.FormValue("u"))
+		if r.FormValue("remember") == "1" {
+			s.Remember()
+		}
 		io.WriteString(w, "ok")
 	})
 	mux.HandleFunc("POST /logout", func(w http.ResponseWriter, r *http.Request) {
@@ -503,6 +628,9 @@ func (e *env) armOn(op string, mode faultproxy.Mode) {
 	e.faulty.Store(true)
 	e.tap.arm(op, func() { e.proxy.SetMode(mode) })
 }
+
+// lockTimeout is the manager's Config.LockTimeout in the scenarios.
+const lockTimeout = time.Second
 
 // bound is how long a request making ops store calls that time out may
 // take: ops × StoreTimeout, and a second for everything else (the race
@@ -819,6 +947,25 @@ func (b *browser) cookie() string {
 	}
 	b.e.t.Fatal("the browser has no session cookie")
 	return ""
+}
+
+// lockingTap is the tap of a store that is also a [sesh.Locker], so that
+// exclusive requests take the store's lock through the proxy. An unlock
+// runs the "unlock" hook first.
+type lockingTap struct {
+	*tap
+	l sesh.Locker
+}
+
+func (t lockingTap) Lock(ctx context.Context, key sesh.Key, ttl time.Duration) (func(context.Context) error, error) {
+	unlock, err := t.l.Lock(ctx, key, ttl)
+	if err != nil {
+		return nil, err
+	}
+	return func(ctx context.Context) error {
+		t.fire("unlock")
+		return unlock(ctx)
+	}, nil
 }
 
 // tap is the store as the manager sees it: it records what was saved and
