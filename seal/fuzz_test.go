@@ -65,9 +65,16 @@ func FuzzOpen(f *testing.F) {
 			return
 		}
 		rec, ok := valid[string(env)]
-		if !ok || rec.bound != bound || !bytes.Equal(rec.ad, ad) || !bytes.Equal(rec.pt, pt) {
-			t.Fatalf("%s opened an envelope it must not: env %x ad %x -> %x", name, env, ad, pt)
+		if ok && rec.bound == bound && bytes.Equal(rec.ad, ad) && bytes.Equal(rec.pt, pt) {
+			return
 		}
+		// Not one of the seeds (the committed corpus holds envelopes of
+		// its own): it may open only if it is exactly what sealing pt
+		// with ad under one of the ring's keys, with its nonce, makes.
+		if !ok && resealsTo(env, pt, ad, bound, map[uint32]*seal.Box{ring.Current(): box, 1: oldBox}) {
+			return
+		}
+		t.Fatalf("%s opened an envelope it must not: env %x ad %x -> %x", name, env, ad, pt)
 	}
 	f.Fuzz(func(t *testing.T, env, ad []byte) {
 		id, kerr := seal.KeyID(env)
@@ -79,6 +86,25 @@ func FuzzOpen(f *testing.F) {
 		pt, _, err = box.OpenBound(nil, env, ad, fuzzSecret)
 		check(t, "OpenBound", env, ad, pt, err, true)
 	})
+}
+
+// resealsTo reports whether sealing pt with ad (bound to fuzzSecret if
+// bound) under the key that env names, with env's nonce, gives env.
+func resealsTo(env, pt, ad []byte, bound bool, boxes map[uint32]*seal.Box) bool {
+	id, err := seal.KeyID(env)
+	b := boxes[id]
+	if err != nil || b == nil {
+		return false
+	}
+	restore := seal.SetRandReader(bytes.NewReader(env[5:seal.HeaderSize]))
+	defer restore()
+	var again []byte
+	if bound {
+		again, err = b.SealBound(nil, pt, ad, fuzzSecret)
+	} else {
+		again, err = b.Seal(nil, pt, ad)
+	}
+	return err == nil && bytes.Equal(again, env)
 }
 
 // FuzzRoundTrip checks that every plaintext, ad and secret round-trips and
