@@ -116,9 +116,10 @@ type loaded struct {
 	version uint64
 }
 
-// load reads and opens the record of id, whose store key is key. Store failures and records sealed
-// under unknown keys are errors; anything the client could have caused
-// (unknown, expired or corrupt records) is stateAbsent.
+// load reads and opens the record of id, whose store key is key. Store
+// failures and records sealed under unknown keys are errors; anything the
+// client could have caused (unknown, expired or corrupt records) is
+// stateAbsent.
 func (m *Manager) load(ctx context.Context, id sessionID, key Key) (loaded, loadState, error) {
 	ctx, cancel := m.storeCtx(ctx)
 	defer cancel()
@@ -307,9 +308,9 @@ func (m *Manager) openValues(id sessionID, key Key, rec *record) error {
 	return nil
 }
 
-// seal encodes and seals rec for the session id with store key key, refusing oversized
-// records. In bound mode the values are sealed first under a key that also
-// depends on id.
+// seal encodes and seals rec for the session id, whose store key is key,
+// refusing oversized records. In bound mode the values are sealed first
+// under a key that also depends on id.
 func (m *Manager) seal(id sessionID, key Key, rec *record, version uint64) (Record, error) {
 	enc := rec
 	if m.cfg.BindDataToID {
