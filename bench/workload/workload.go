@@ -32,6 +32,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -51,6 +52,7 @@ import (
 // Names of the (library, store) pairs.
 const (
 	NetHTTP       = "nethttp"        // bare net/http, no sessions: the ceiling
+	Floor         = "floor"          // net/http with the least a server-side session needs
 	SeshMem       = "sesh-memstore"  // sesh on its memory store
 	SCSMem        = "scs-memstore"   // alexedwards/scs v2 on its memstore
 	GorillaCookie = "gorilla-cookie" // gorilla/sessions CookieStore
@@ -60,7 +62,7 @@ const (
 )
 
 // All lists every pair, memory and cookie pairs first.
-var All = []string{NetHTTP, SeshMem, SCSMem, GorillaCookie, GorillaFS, SeshRedis, SCSRedis}
+var All = []string{NetHTTP, Floor, SeshMem, SCSMem, GorillaCookie, GorillaFS, SeshRedis, SCSRedis}
 
 // Workloads are the three measured routes.
 var Workloads = []string{"rmw", "read", "new"}
@@ -141,6 +143,8 @@ func New(name string, o Options) (*App, error) {
 	switch name {
 	case NetHTTP:
 		a.Handler = netHTTP()
+	case Floor:
+		a.Handler, a.Cookie = floor(), FloorCookie
 	case SeshMem:
 		var opts []memstore.Option
 		if o.Now != nil {
@@ -251,6 +255,91 @@ func netHTTP() http.Handler {
 	mux.HandleFunc("/incr-plain", rmw)
 	mux.HandleFunc("/read", func(w http.ResponseWriter, r *http.Request) { writeInt(w, int(n.Load())) })
 	mux.HandleFunc("/new", func(w http.ResponseWriter, r *http.Request) { body(w, ok) })
+	return mux
+}
+
+// FloorCookie names the floor pair's session cookie: as long as sesh's.
+const FloorCookie = "__Host-flor"
+
+// floor is what any library that keeps sessions on the server must do at
+// the least, written straight on net/http: a 256-bit random ID in a cookie
+// with sesh's attributes, the same Cache-Control and Vary headers, and a
+// map of plain Go values under a mutex. Nothing more: no encryption, no
+// hashing, no encoding, no expiry, no versions, no size limits, no events.
+// sesh's distance to it is the cost of what sesh does beyond that.
+func floor() http.Handler {
+	type values struct {
+		n int
+		b string
+		c bool
+	}
+	var (
+		mu       sync.RWMutex
+		sessions = map[string]*values{}
+	)
+	lookup := func(r *http.Request) *values {
+		c, err := r.Cookie(FloorCookie)
+		if err != nil {
+			return nil
+		}
+		mu.RLock()
+		defer mu.RUnlock()
+		return sessions[c.Value]
+	}
+	create := func(w http.ResponseWriter, v *values) error {
+		var id [32]byte
+		if _, err := rand.Read(id[:]); err != nil {
+			return err
+		}
+		sid := base64.RawURLEncoding.EncodeToString(id[:])
+		mu.Lock()
+		sessions[sid] = v
+		mu.Unlock()
+		h := w.Header()
+		h.Set("Cache-Control", "no-store")
+		h.Add("Set-Cookie", FloorCookie+"="+sid+"; Path=/; HttpOnly; Secure; SameSite=Lax")
+		return nil
+	}
+	rmw := func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Vary", "Cookie")
+		v := lookup(r)
+		if v == nil {
+			v = &values{n: 1}
+			if err := create(w, v); err != nil {
+				fail(w, err)
+				return
+			}
+			writeInt(w, 1)
+			return
+		}
+		mu.Lock()
+		v.n++
+		n := v.n
+		mu.Unlock()
+		writeInt(w, n)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/rmw", rmw)
+	mux.HandleFunc("/incr", rmw)
+	mux.HandleFunc("/incr-plain", rmw)
+	mux.HandleFunc("/read", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Vary", "Cookie")
+		n := 0
+		if v := lookup(r); v != nil {
+			mu.RLock()
+			n = v.n
+			mu.RUnlock()
+		}
+		writeInt(w, n)
+	})
+	mux.HandleFunc("/new", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Vary", "Cookie")
+		if err := create(w, &values{n: 1, b: "two", c: true}); err != nil {
+			fail(w, err)
+			return
+		}
+		body(w, ok)
+	})
 	return mux
 }
 
