@@ -2,7 +2,6 @@ package sesh
 
 import (
 	"bufio"
-	"context"
 	"errors"
 	"io"
 	"log/slog"
@@ -29,7 +28,8 @@ func (m *Manager) Handler(next http.Handler) http.Handler {
 		s := &Session{m: m}
 		rw := &s.rw
 		rw.ResponseWriter, rw.s = w, s
-		r = r.WithContext(context.WithValue(r.Context(), ctxKey{}, s))
+		s.ctx = requestCtx{r.Context(), s}
+		r = r.WithContext(&s.ctx)
 		s.req, s.w = r, rw
 		defer s.release()
 		next.ServeHTTP(rw, r)

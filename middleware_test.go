@@ -2,8 +2,10 @@ package sesh_test
 
 import (
 	"bufio"
+	"context"
 	"crypto/sha256"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -14,6 +16,7 @@ import (
 	"time"
 
 	"github.com/seshgo/sesh"
+	"github.com/seshgo/sesh/memstore"
 )
 
 // validLooking returns a well-formed session ID that was never issued.
@@ -756,5 +759,41 @@ func TestCorruptStoreEntryNeverLocksOut(t *testing.T) {
 	// A fresh session works at once.
 	if r := h.get(c, "/put?k=a&v=1"); r.code != 200 {
 		t.Fatalf("new session after corruption: got %d", r.code)
+	}
+}
+
+// TestRequestContext: the context the middleware gives next carries the
+// session, keeps the request context's values, and passes its
+// cancellation on to contexts derived from it.
+func TestRequestContext(t *testing.T) {
+	m, err := sesh.New(memstore.New(), sesh.Config{Keys: testRing(t), Logger: suiteLogger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	type key struct{}
+	parent, cancel := context.WithCancel(context.WithValue(t.Context(), key{}, "kept"))
+	var (
+		derived context.Context
+		stop    context.CancelFunc
+		s       *sesh.Session
+	)
+	m.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s = sesh.FromContext(r.Context())
+		derived, stop = context.WithTimeout(r.Context(), time.Hour)
+	})).ServeHTTP(httptest.NewRecorder(), httptest.NewRequestWithContext(parent, "GET", "https://example.com/", nil))
+	defer stop()
+	if s == nil || sesh.FromContext(derived) != s {
+		t.Fatalf("FromContext of a derived context = %p, want the request's session %p", sesh.FromContext(derived), s)
+	}
+	if v := derived.Value(key{}); v != "kept" {
+		t.Errorf("the request context's value = %v, want kept", v)
+	}
+	if derived.Err() != nil {
+		t.Fatalf("derived context done before the request's: %v", derived.Err())
+	}
+	cancel()
+	<-derived.Done()
+	if !errors.Is(derived.Err(), context.Canceled) {
+		t.Errorf("derived context after the request's was cancelled: %v", derived.Err())
 	}
 }

@@ -33,6 +33,7 @@ type Session struct {
 
 	candBuf    [maxCandidates]sessionID
 	rw         responseWriter // allocated with the session
+	ctx        requestCtx     // the request's context, with the session in it
 	rnd        [idBytes]byte  // scratch for random IDs; used under mu
 	presented  bool           // the request carried a session cookie
 	id         sessionID      // ID of the live session, valid when version > 0
@@ -150,6 +151,21 @@ func (cs changeSet) applyTo(base, buf values) values {
 }
 
 type ctxKey struct{}
+
+// requestCtx is the request's context with its session in it: what
+// context.WithValue(ctx, ctxKey{}, s) gives, allocated with the session.
+type requestCtx struct {
+	context.Context
+	s *Session
+}
+
+// Value implements [context.Context].
+func (c *requestCtx) Value(key any) any {
+	if _, ok := key.(ctxKey); ok {
+		return c.s
+	}
+	return c.Context.Value(key)
+}
 
 // FromContext returns the session of the request whose context is ctx.
 // Outside the manager's middleware it returns a session on which every
