@@ -40,63 +40,61 @@ type call struct {
 	keys   []string
 	args   []any
 
-	cmd  redis.Cmder  // the result: *redis.StringCmd for a GET, else *redis.Cmd
-	lead chan []*call // a queued call receives the batch it must run, or nil once its result is in
+	cmd   redis.Cmder  // set by the pipeline's runner: *redis.StringCmd for a GET, else *redis.Cmd
+	lead  chan []*call // a queued call receives the batch it must run, or nil once cmd is set
+	leads bool         // handed a batch to run (under pipe.mu)
 }
 
 // get runs GET key.
 func (p *pipe) get(ctx context.Context, key string) *redis.StringCmd {
-	c := call{ctx: ctx, keys: []string{key}}
-	p.do(&c)
-	return c.cmd.(*redis.StringCmd)
+	return p.do(&call{ctx: ctx, keys: []string{key}}).(*redis.StringCmd)
 }
 
 // eval runs script with keys and args (EVALSHA, and EVAL if the server
 // does not have the script).
 func (p *pipe) eval(ctx context.Context, script *redis.Script, keys []string, args ...any) *redis.Cmd {
-	c := call{ctx: ctx, script: script, keys: keys, args: args}
-	p.do(&c)
-	return c.cmd.(*redis.Cmd)
+	return p.do(&call{ctx: ctx, script: script, keys: keys, args: args}).(*redis.Cmd)
 }
 
-func (p *pipe) do(c *call) {
+func (p *pipe) do(c *call) redis.Cmder {
 	if p.lanes > 0 {
 		p.mu.Lock()
 		if p.busy >= p.lanes {
 			c.lead = make(chan []*call, 1)
 			p.queue = append(p.queue, c)
 			p.mu.Unlock()
-			p.wait(c)
-			return
+			return p.wait(c)
 		}
 		p.busy++
 		p.mu.Unlock()
 		defer p.handOff()
 	}
 	if c.script == nil {
-		c.cmd = p.client.Get(c.ctx, c.keys[0])
-	} else {
-		c.cmd = c.script.Run(c.ctx, p.client, c.keys, c.args...)
+		return p.client.Get(c.ctx, c.keys[0])
 	}
+	return c.script.Run(c.ctx, p.client, c.keys, c.args...)
 }
 
-// wait waits for a queued call's result, running the batch it is handed
-// if it is handed one. A call whose context ends while it is still queued
-// leaves the queue with the context's error.
-func (p *pipe) wait(c *call) {
+// wait returns a queued call's result, running the batch it is handed if
+// it is handed one. A call whose context ends first returns the context's
+// error at once, whether it still waits in the queue (it leaves it) or
+// was sent in another caller's pipeline (whose result it then drops);
+// only a call handed a batch stays to run it, for the others in it.
+func (p *pipe) wait(c *call) redis.Cmder {
 	var batch []*call
 	select {
 	case batch = <-c.lead:
 	case <-c.ctx.Done():
 		p.mu.Lock()
+		leads := c.leads
 		if i := slices.Index(p.queue, c); i >= 0 {
 			p.queue = slices.Delete(p.queue, i, i+1)
-			p.mu.Unlock()
-			c.cmd = failed(c, c.ctx.Err())
-			return
 		}
 		p.mu.Unlock()
-		batch = <-c.lead // already in a batch: its result, or the batch to run
+		if !leads {
+			return failed(c, c.ctx.Err())
+		}
+		batch = <-c.lead
 	}
 	if batch != nil {
 		p.run(batch)
@@ -105,11 +103,12 @@ func (p *pipe) wait(c *call) {
 	if c.script != nil && isNoScript(c.cmd.Err()) {
 		// The server lost its script cache (a restart, a failover,
 		// SCRIPT FLUSH): send the script itself.
-		c.cmd = c.script.Eval(c.ctx, p.client, c.keys, c.args...)
+		return c.script.Eval(c.ctx, p.client, c.keys, c.args...)
 	}
+	return c.cmd
 }
 
-// failed is a result that was never sent.
+// failed is a result that was never received.
 func failed(c *call, err error) redis.Cmder {
 	if c.script == nil {
 		cmd := redis.NewStringCmd(c.ctx)
@@ -135,15 +134,17 @@ func (p *pipe) handOff() {
 	rest := copy(p.queue, p.queue[n:])
 	clear(p.queue[rest:])
 	p.queue = p.queue[:rest]
+	batch[0].leads = true
 	p.mu.Unlock()
 	batch[0].lead <- batch
 }
 
 // run sends batch as one pipeline and hands each other caller its result.
-// A call whose context is already done is not sent. The pipeline's
-// context carries the values of the first call and the latest deadline of
-// all, and no cancellation: one caller giving up must not fail the
-// others' commands.
+// Calls whose context is already done are not sent. The pipeline runs
+// under a context with the values of the first call, the earliest
+// deadline of the calls it sends, and no cancellation: one caller giving
+// up must not fail the others' commands, and none waits past its own
+// deadline.
 func (p *pipe) run(batch []*call) {
 	ctx, cancel := batchContext(batch)
 	defer cancel()
@@ -166,24 +167,17 @@ func (p *pipe) run(batch []*call) {
 }
 
 func batchContext(batch []*call) (context.Context, context.CancelFunc) {
-	ctx := context.WithoutCancel(batch[0].ctx)
-	var latest time.Time
+	var earliest time.Time
 	for _, c := range batch {
-		if c.ctx.Err() != nil {
-			continue
-		}
-		d, ok := c.ctx.Deadline()
-		if !ok {
-			return ctx, func() {}
-		}
-		if d.After(latest) {
-			latest = d
+		if d, ok := c.ctx.Deadline(); ok && c.ctx.Err() == nil && (earliest.IsZero() || d.Before(earliest)) {
+			earliest = d
 		}
 	}
-	if latest.IsZero() {
+	ctx := context.WithoutCancel(batch[0].ctx)
+	if earliest.IsZero() {
 		return ctx, func() {}
 	}
-	return context.WithDeadline(ctx, latest)
+	return context.WithDeadline(ctx, earliest)
 }
 
 func isNoScript(err error) bool {

@@ -29,6 +29,12 @@ type gate struct {
 	entered   chan struct{}
 	release   chan struct{}
 	pipelines [][]string
+
+	// With holdPipes set, every pipeline waits at the hook until pipeOpen
+	// is closed, after signalling pipeEntered.
+	holdPipes   bool
+	pipeEntered chan struct{}
+	pipeOpen    chan struct{}
 }
 
 func newGate() *gate {
@@ -70,7 +76,12 @@ func (g *gate) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Process
 		}
 		g.mu.Lock()
 		g.pipelines = append(g.pipelines, names)
+		hold := g.holdPipes && slices.Contains(names, "get")
 		g.mu.Unlock()
+		if hold {
+			g.pipeEntered <- struct{}{}
+			<-g.pipeOpen
+		}
 		return next(ctx, cmds)
 	}
 }
@@ -217,6 +228,66 @@ func TestPipelineQueuedCallGivesUp(t *testing.T) {
 	}
 	if p, cmds := g.sent(); p != 0 {
 		t.Errorf("%d pipelines sent (%v), want none", p, cmds)
+	}
+}
+
+// TestPipelineSentCallGivesUp: a call sent in another caller's pipeline
+// returns its context's error as soon as its context ends, without
+// waiting for the pipeline; the caller running it still gets its result.
+func TestPipelineSentCallGivesUp(t *testing.T) {
+	c := backends[0].client(t)
+	ctx := t.Context()
+	g := newGate()
+	g.holdPipes, g.pipeEntered, g.pipeOpen = true, make(chan struct{}, 1), make(chan struct{})
+	c.AddHook(g)
+	clock := storetest.NewClock()
+	s := redisstore.New(c, redisstore.WithPrefix(testPrefix(t, c)), redisstore.WithClock(clock.Now),
+		redisstore.WithPipelining(1))
+	k := randomKey()
+	rec := sesh.Record{Data: []byte("held"), Version: 1, Expires: clock.Now().Add(time.Hour)}
+	if err := s.Save(ctx, k, rec, 0); err != nil {
+		t.Fatal(err)
+	}
+
+	g.arm()
+	first := make(chan error, 1)
+	go func() {
+		_, err := s.Load(ctx, k)
+		first <- err
+	}()
+	<-g.entered
+	type result struct {
+		rec sesh.Record
+		err error
+	}
+	leader := make(chan result, 1)
+	go func() {
+		r, err := s.Load(ctx, k)
+		leader <- result{r, err}
+	}()
+	waitQueued(t, s, 1)
+	mctx, cancel := context.WithCancel(ctx)
+	member := make(chan error, 1)
+	go func() {
+		_, err := s.Load(mctx, k)
+		member <- err
+	}()
+	waitQueued(t, s, 2)
+	g.open()
+	if err := <-first; err != nil {
+		t.Fatalf("the first Load: %v", err)
+	}
+	<-g.pipeEntered // the two queued calls are in one pipeline, held
+	cancel()
+	if err := <-member; !errors.Is(err, context.Canceled) {
+		t.Errorf("the cancelled call: %v, want context.Canceled", err)
+	}
+	close(g.pipeOpen)
+	if r := <-leader; r.err != nil || !bytes.Equal(r.rec.Data, rec.Data) {
+		t.Errorf("the call running the pipeline: %q, %v", r.rec.Data, r.err)
+	}
+	if p, cmds := g.sent(); p != 1 || cmds["get"] != 2 {
+		t.Errorf("%d pipelines %v, want one with 2 GET", p, cmds)
 	}
 }
 

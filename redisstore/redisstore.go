@@ -31,8 +31,10 @@
 // trips: [WithPipelining] lets a few go to Redis at once and sends the
 // calls that arrive meanwhile together, as one pipeline, when one of those
 // returns. That does not change what a call sends or sees, only how many
-// calls one socket write carries; it cuts the client's and the server's
-// CPU time per request several times over (see the bench module).
+// calls one socket write carries. In the bench module's end-to-end
+// read-modify-write run on 2 vCPUs, it cut Redis's CPU time per request
+// from about 51 to 21 µs and the application's from 122 to 74 µs, and
+// raised throughput 1.6×.
 //
 // # Key layout
 //
@@ -201,10 +203,12 @@ const DefaultPipelining = 2
 // [DefaultPipelining]; n ≤ 0 gives every call its own round trip at
 // once.
 //
-// A call in a shared pipeline sees its own result and error only. The
-// pipeline runs under a context with the latest deadline of its calls and
-// none's cancellation; a call whose context is done before it is sent is
-// not sent.
+// A call in a shared pipeline sees its own result and error only, and
+// returns when its context ends, sent or not (a call whose context is
+// done before it is sent is not sent). The pipeline runs under a context
+// with the earliest deadline of its calls and without their cancellation,
+// so that no call waits past its own deadline and none's cancellation
+// fails the others.
 func WithPipelining(n int) Option {
 	return func(o *options) { o.lanes = n }
 }
