@@ -87,6 +87,9 @@ type Options struct {
 	Now func() time.Time
 	// Sesh adjusts sesh's configuration (tests use it).
 	Sesh func(*sesh.Config)
+	// RedisStore are options for sesh-redis's store, after the pair's own
+	// (cmd/loadserver's -pipelining sets one).
+	RedisStore []redisstore.Option
 	// IncrWork is the work done between the read and the write of /incr
 	// and /incr-plain (default 1 ms; negative for none).
 	IncrWork time.Duration
@@ -160,7 +163,7 @@ func New(name string, o Options) (*App, error) {
 				opts = append(opts, redisstore.WithClock(o.Now))
 			}
 			a.closers = append(a.closers, func() error { return deletePrefix(c, prefix) })
-			err = a.sesh(redisstore.New(c, opts...), o)
+			err = a.sesh(redisstore.New(c, append(opts, o.RedisStore...)...), o)
 		}
 	case SCSMem:
 		// scs.New's default store is a memstore with a cleanup goroutine

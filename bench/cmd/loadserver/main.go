@@ -1,7 +1,7 @@
 // Command loadserver serves one pair of package workload on a loopback
 // port, for the end-to-end load runs of run.sh:
 //
-//	loadserver -pair sesh-memstore [-addr 127.0.0.1:0] [-redis URL]
+//	loadserver -pair sesh-memstore [-addr 127.0.0.1:0] [-redis URL] [-pipelining N] [-cpuprofile FILE]
 //
 // It prints "listening on http://ADDR" once it accepts connections and
 // serves until SIGINT or SIGTERM. Besides the workload routes it answers
@@ -30,6 +30,7 @@ import (
 	"time"
 
 	"github.com/seshgo/sesh/bench/workload"
+	"github.com/seshgo/sesh/redisstore"
 )
 
 func main() {
@@ -37,6 +38,7 @@ func main() {
 	addr := flag.String("addr", "127.0.0.1:0", "loopback address to listen on")
 	redisURL := flag.String("redis", os.Getenv("SESH_TEST_REDIS"), "Redis URL of the Redis pairs")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+	pipelining := flag.Int("pipelining", -1, "sesh-redis: redisstore.WithPipelining(n), n = 0 for a round trip per call (default: the store's default)")
 	flag.Parse()
 	log.SetFlags(0)
 	log.SetPrefix("loadserver: ")
@@ -48,7 +50,11 @@ func main() {
 	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
 		log.Fatalf("-addr %s: only loopback addresses are allowed", *addr)
 	}
-	app, err := workload.New(*pair, workload.Options{RedisURL: *redisURL})
+	o := workload.Options{RedisURL: *redisURL}
+	if *pipelining >= 0 {
+		o.RedisStore = append(o.RedisStore, redisstore.WithPipelining(*pipelining))
+	}
+	app, err := workload.New(*pair, o)
 	if err != nil {
 		log.Fatal(err)
 	}
