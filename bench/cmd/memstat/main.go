@@ -17,11 +17,14 @@
 // -interval, each timed from when it was due, so that a stall counts for
 // every load it delays), first with nothing else running, then while the
 // expired sessions are removed. sesh: Store.Sweep in bounded batches
-// (-batch) back to back (or -pace apart) until none are left; the
-// "during" window is exactly that sweep, and the loads without it are
-// measured half before and half after it; this is repeated -reps times on
-// a freshly filled store and the latencies are pooled, so that a noisy
-// neighbour weighs on both sides alike. scs: its memstore's own cleanup
+// (-batch) back to back (or -pace apart) until none are left, in windows
+// of -slice that alternate with windows of the same length in which
+// nothing sweeps; loads count as "during" or "without" by the window they
+// start in. Alternating short windows makes a noisy neighbour (another
+// process, the Go runtime's own work) weigh on both sides alike: on a
+// small shared machine, loader p99s measured seconds apart differ many
+// times over. This is repeated -reps times on a freshly filled store and
+// the latencies are pooled. scs: its memstore's own cleanup
 // goroutine (the only way it removes expired sessions), which runs every
 // cleanup interval and holds the store's lock over a full scan; the
 // "during" window opens when that cleanup is due and lasts -window.
@@ -61,7 +64,8 @@ var (
 	n        = flag.Int("n", 1_000_000, "sessions (bytes), or expired sessions (sweep)")
 	live     = flag.Int("live", 10_000, "sweep: live sessions that are loaded")
 	interval = flag.Duration("interval", 100*time.Microsecond, "sweep: one load every interval")
-	baseline = flag.Duration("baseline", 2*time.Second, "sweep: length of the measurement without sweeping")
+	baseline = flag.Duration("baseline", 2*time.Second, "sweep: scs's measurement without sweeping")
+	slice    = flag.Duration("slice", 50*time.Millisecond, "sweep: sesh's alternating windows with and without the sweep")
 	batch    = flag.Int("batch", 1000, "sweep: sesh's Sweep limit per call")
 	window   = flag.Duration("window", 2*time.Second, "sweep: scs's measurement window from its cleanup tick")
 	reps     = flag.Int("reps", 3, "sweep: sesh's repetitions (fill, measure, sweep, measure)")
@@ -201,7 +205,7 @@ type SweepResult struct {
 	Live    int     `json:"live"`
 	PaceUs  float64 `json:"pace_us"`  // sesh: pause between Sweep calls
 	Removed int     `json:"removed"`  // sesh: records the sweeps removed, in all
-	SweepMs float64 `json:"sweep_ms"` // sesh: how long one sweep took, on average
+	SweepMs float64 `json:"sweep_ms"` // sesh: how long one sweep's windows took, on average
 	Reps    int     `json:"reps"`     // repetitions, pooled
 	// Without and During are the loads' latencies from when each was due
 	// (open loop): they include the loader's own waits for a CPU.
@@ -266,19 +270,9 @@ func (r *SweepResult) set(without, during samples) {
 // for every load it delays, and from when it started. It spins between
 // loads: a sleep would add its own overshoot.
 func loader(load func(i int), stop *atomic.Bool) samples {
-	s := samples{make([]time.Duration, 0, 1<<16), make([]time.Duration, 0, 1<<16)}
-	start := time.Now()
-	for i := 0; !stop.Load(); i++ {
-		due := start.Add(time.Duration(i) * *interval)
-		for time.Now().Before(due) {
-		}
-		t := time.Now()
-		load(i)
-		end := time.Now()
-		s.due = append(s.due, end.Sub(due))
-		s.service = append(s.service, end.Sub(t))
-	}
-	return s
+	var by [2]samples
+	loaderTagged(load, nil, stop, &by)
+	return by[0]
 }
 
 // measure runs the loader for d.
@@ -312,10 +306,11 @@ func sweepSesh() (SweepResult, error) {
 	return res, nil
 }
 
-// sweepSeshOnce fills a fresh store, measures loads for half of
-// -baseline, during the sweep, and for half of -baseline again, and
-// returns the loads without and during the sweep, how many records the
-// sweep removed, and how long it took in milliseconds.
+// sweepSeshOnce fills a fresh store and removes the expired sessions in
+// windows of -slice that alternate with windows without sweeping, loading
+// live sessions all along. It returns the loads without and during the
+// sweep, how many records the sweep removed, and how long the sweeping
+// windows took in all, in milliseconds.
 func sweepSeshOnce(rec sesh.Record) (without, during samples, removed int, ms float64, err error) {
 	var off atomic.Int64
 	now := func() time.Time { return time.Now().Add(time.Duration(off.Load())) }
@@ -338,41 +333,74 @@ func sweepSeshOnce(rec sesh.Record) (without, during samples, removed int, ms fl
 	off.Store(int64(2 * time.Minute)) // the first n are now expired
 	runtime.GC()
 	var failed atomic.Int64
-	load := func(i int) {
-		if _, err := st.Load(ctx, keys[(i*7919)%len(keys)]); err != nil {
-			failed.Add(1)
-		}
-	}
-	without = measure(load, *baseline/2)
-
+	var sweeping atomic.Bool
 	var stop atomic.Bool
-	done := make(chan samples)
-	go func() { done <- loader(load, &stop) }()
-	const lead = 10 * time.Millisecond
-	time.Sleep(lead)
-	t0 := time.Now()
-	for {
-		k, err := st.Sweep(ctx, *batch)
-		if err != nil {
-			return without, during, removed, 0, err
+	done := make(chan [2]samples)
+	go func() {
+		var by [2]samples // by[1]: loads that started while sweeping
+		loaderTagged(func(i int) {
+			if _, err := st.Load(ctx, keys[(i*7919)%len(keys)]); err != nil {
+				failed.Add(1)
+			}
+		}, &sweeping, &stop, &by)
+		done <- by
+	}()
+	var swept time.Duration
+	for removed < *n {
+		time.Sleep(*slice) // a window without
+		sweeping.Store(true)
+		t0 := time.Now()
+		for time.Since(t0) < *slice && removed < *n {
+			k, serr := st.Sweep(ctx, *batch)
+			if serr != nil {
+				err = serr
+				break
+			}
+			removed += k
+			if k < *batch && removed < *n {
+				err = fmt.Errorf("Sweep(%d) removed %d with %d expired left", *batch, k, *n-removed)
+				break
+			}
+			if *pace > 0 {
+				time.Sleep(*pace)
+			}
 		}
-		removed += k
-		if k < *batch {
+		swept += time.Since(t0)
+		sweeping.Store(false)
+		if err != nil {
 			break
 		}
-		if *pace > 0 {
-			time.Sleep(*pace)
-		}
 	}
-	ms = float64(time.Since(t0)) / float64(time.Millisecond)
+	time.Sleep(*slice) // a last window without
 	stop.Store(true)
-	// Only the loads due while the sweep ran: the loader started early.
-	during = (<-done).from(lead)
-	without.add(measure(load, *baseline/2))
-	if removed != *n || failed.Load() != 0 {
+	by := <-done
+	without, during = by[0], by[1]
+	ms = float64(swept) / float64(time.Millisecond)
+	if err == nil && (removed != *n || failed.Load() != 0) {
 		err = fmt.Errorf("sweep removed %d of %d; %d loads failed", removed, *n, failed.Load())
 	}
 	return
+}
+
+// loaderTagged is loader, filing each load under by[1] if sweeping is
+// not nil and was set when the load started, else under by[0].
+func loaderTagged(load func(i int), sweeping, stop *atomic.Bool, by *[2]samples) {
+	by[0].due, by[0].service = make([]time.Duration, 0, 1<<16), make([]time.Duration, 0, 1<<16)
+	start := time.Now()
+	for i := 0; !stop.Load(); i++ {
+		due := start.Add(time.Duration(i) * *interval)
+		for time.Now().Before(due) {
+		}
+		t := time.Now()
+		w := 0
+		if sweeping != nil && sweeping.Load() {
+			w = 1
+		}
+		load(i)
+		end := time.Now()
+		by[w].due = append(by[w].due, end.Sub(due))
+		by[w].service = append(by[w].service, end.Sub(t))
+	}
 }
 
 func sweepSCS() (SweepResult, error) {

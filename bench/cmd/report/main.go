@@ -430,9 +430,9 @@ func (r *report) printMem() {
 		case "sweep":
 			what := "its cleanup goroutine (whole-map lock)"
 			if m.Lib == "sesh" {
-				what = fmt.Sprintf("Sweep(1000) back to back, %.0f ms", m.SweepMs)
+				what = fmt.Sprintf("Sweep(1000) back to back, %.0f ms, in 50 ms windows", m.SweepMs)
 				if m.PaceUs > 0 {
-					what = fmt.Sprintf("Sweep(1000) every %.0f ms, %.0f ms", m.PaceUs/1000, m.SweepMs)
+					what = fmt.Sprintf("Sweep(1000) every %.0f ms, %.0f ms, in 50 ms windows", m.PaceUs/1000, m.SweepMs)
 				}
 				if m.Reps > 1 {
 					what += fmt.Sprintf(", %d runs pooled", m.Reps)
@@ -445,7 +445,7 @@ func (r *report) printMem() {
 		}
 	}
 	fmt.Println()
-	fmt.Println("Loads of live sessions, open loop (one every 100 µs), timed from when each was due (\"load p99\": includes waiting for a CPU, so a busy machine inflates it) and from when it started (\"service\": lock waits inside the store). \"during\" is the sweep for sesh and the 2 s from scs's cleanup tick.")
+	fmt.Println("Loads of live sessions, open loop (one every 100 µs), timed from when each was due (\"load p99\": includes waiting for a CPU, so a busy machine inflates it) and from when it started (\"service\": lock waits inside the store). For sesh, \"without\" and \"during\" are alternating 50 ms windows, without and with the sweep, until it is done (the time given is the sweeping windows' total); for scs, the 2 s before its cleanup tick and the 2 s from it.")
 	fmt.Println()
 }
 
