@@ -22,22 +22,31 @@ type JSONCodec struct{}
 
 // Encode implements [Codec].
 func (JSONCodec) Encode(v any) ([]byte, error) {
-	switch x := v.(type) {
-	case int:
-		return strconv.AppendInt(nil, int64(x), 10), nil
-	case int64:
-		return strconv.AppendInt(nil, x, 10), nil
-	case bool:
-		return strconv.AppendBool(nil, x), nil
-	case string:
-		if plainString(x) {
-			b := make([]byte, 0, len(x)+2)
-			b = append(b, '"')
-			b = append(b, x...)
-			return append(b, '"'), nil
-		}
+	if b, ok := appendJSONScalar(nil, v); ok {
+		return b, nil
 	}
 	return json.Marshal(v)
+}
+
+// appendJSONScalar appends the JSON of v to dst if v is an integer, a
+// boolean or a plain string (the bytes encoding/json would write), and
+// reports whether it was.
+func appendJSONScalar(dst []byte, v any) ([]byte, bool) {
+	switch x := v.(type) {
+	case int:
+		return strconv.AppendInt(dst, int64(x), 10), true
+	case int64:
+		return strconv.AppendInt(dst, x, 10), true
+	case bool:
+		return strconv.AppendBool(dst, x), true
+	case string:
+		if plainString(x) {
+			dst = append(dst, '"')
+			dst = append(dst, x...)
+			return append(dst, '"'), true
+		}
+	}
+	return dst, false
 }
 
 // Decode implements [Codec].

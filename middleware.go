@@ -108,13 +108,14 @@ func (w *responseWriter) start(status int) bool {
 	w.wroteHeader, w.status = true, status
 	s := w.s
 	s.mu.Lock()
-	if s.state == sessLoaded {
-		addVary(w.Header())
-	}
+	loaded := s.state == sessLoaded
 	s.mu.Unlock()
 	err := s.commit(false, status)
 	s.release()
 	if err == nil {
+		if loaded {
+			addVary(w.Header()) // after the commit, whose cookie headers may bring it
+		}
 		return true
 	}
 	w.aborted = true

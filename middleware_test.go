@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -796,4 +797,133 @@ func TestRequestContext(t *testing.T) {
 	if !errors.Is(derived.Err(), context.Canceled) {
 		t.Errorf("derived context after the request's was cancelled: %v", derived.Err())
 	}
+}
+
+// TestSessionHeadersMergeWithHandlers: a new session's cookie headers go
+// along with what the handler set itself: its own cookies and Vary
+// fields are kept, its Cache-Control is made no-store.
+func TestSessionHeadersMergeWithHandlers(t *testing.T) {
+	m, err := sesh.New(memstore.New(), sesh.Config{Keys: testRing(t), Logger: suiteLogger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name       string
+		set        map[string]string
+		wantVary   []string
+		wantCookie int
+	}{
+		{"none", nil, []string{"Cookie"}, 1},
+		{"vary", map[string]string{"Vary": "Accept"}, []string{"Accept", "Cookie"}, 1},
+		{"cache-control", map[string]string{"Cache-Control": "public, max-age=60"}, []string{"Cookie"}, 1},
+		{"cookie", map[string]string{"Set-Cookie": "theme=dark"}, []string{"Cookie"}, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := httptest.NewRecorder()
+			m.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				for k, v := range tc.set {
+					w.Header().Set(k, v)
+				}
+				if err := sesh.FromContext(r.Context()).Set("a", 1); err != nil {
+					t.Fatal(err)
+				}
+				w.Header().Add("Vary", "Accept-Language") // after the session's commit is still possible
+				io.WriteString(w, "ok")
+			})).ServeHTTP(w, httptest.NewRequest("GET", "https://example.com/", nil))
+			h := w.Result().Header
+			if got := h.Values("Set-Cookie"); len(got) != tc.wantCookie || !strings.HasPrefix(got[len(got)-1], "__Host-sesh=") && !strings.HasPrefix(got[0], "__Host-sesh=") {
+				t.Errorf("Set-Cookie %q, want %d with the session's", got, tc.wantCookie)
+			}
+			if got := h.Values("Cache-Control"); len(got) != 1 || got[0] != "no-store" {
+				t.Errorf("Cache-Control %q, want no-store", got)
+			}
+			vary := strings.Join(h.Values("Vary"), ",")
+			for _, f := range append(tc.wantVary, "Accept-Language") {
+				if !strings.Contains(vary, f) {
+					t.Errorf("Vary %q lacks %s", vary, f)
+				}
+			}
+			if strings.Count(vary, "Cookie") != 1 {
+				t.Errorf("Vary %q names Cookie %d times", vary, strings.Count(vary, "Cookie"))
+			}
+		})
+	}
+}
+
+// TestManyValuesInOneRequest: values of every kind set in one request,
+// enough to outgrow the buffer scalars are encoded into, some overwritten
+// and one deleted, read back in the same request and in the next.
+func TestManyValuesInOneRequest(t *testing.T) {
+	m, err := sesh.New(memstore.New(), sesh.Config{Keys: testRing(t), Logger: suiteLogger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{}
+	for i := range 30 {
+		k := fmt.Sprintf("k%02d", i)
+		switch i % 4 {
+		case 0:
+			want[k] = i * 1000003
+		case 1:
+			want[k] = i%3 == 0
+		case 2:
+			want[k] = strings.Repeat("v", i)
+		default:
+			want[k] = fmt.Sprintf("<not plain \"%d\">", i) // takes encoding/json
+		}
+	}
+	check := func(t *testing.T, s *sesh.Session) {
+		t.Helper()
+		for k, v := range want {
+			var got any
+			switch v.(type) {
+			case int:
+				got, _ = sesh.Get[int](s, k)
+			case bool:
+				got, _ = sesh.Get[bool](s, k)
+			default:
+				got, _ = sesh.Get[string](s, k)
+			}
+			if got != v {
+				t.Errorf("%s = %v, want %v", k, got, v)
+			}
+		}
+		if s.Has("gone") {
+			t.Error("deleted key still there")
+		}
+	}
+	var cookie string
+	serve := func(f func(s *sesh.Session)) {
+		w := httptest.NewRecorder()
+		r := httptest.NewRequest("GET", "https://example.com/", nil)
+		if cookie != "" {
+			r.Header.Set("Cookie", cookie)
+		}
+		m.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			f(sesh.FromContext(r.Context()))
+		})).ServeHTTP(w, r)
+		for _, c := range w.Result().Cookies() {
+			cookie = c.Name + "=" + c.Value
+		}
+	}
+	serve(func(s *sesh.Session) {
+		s.Set("gone", 1)
+		n := 0
+		for k, v := range want {
+			if err := s.Set(k, "overwritten"); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Set(k, v); err != nil {
+				t.Fatal(err)
+			}
+			if n++; n == len(want)/2 {
+				if err := s.Commit(); err != nil { // the rest are set on a committed record
+					t.Fatal(err)
+				}
+			}
+		}
+		s.Delete("gone")
+		check(t, s)
+	})
+	serve(func(s *sesh.Session) { check(t, s) })
 }

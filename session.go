@@ -35,6 +35,7 @@ type Session struct {
 	rw         responseWriter // allocated with the session
 	ctx        requestCtx     // the request's context, with the session in it
 	rnd        [idBytes]byte  // scratch for random IDs; used under mu
+	arena      []byte         // values encoded by setScalar; append-only
 	presented  bool           // the request carried a session cookie
 	id         sessionID      // ID of the live session, valid when version > 0
 	key        Key
@@ -498,6 +499,10 @@ func (s *Session) sizeWith(k string, v []byte) int {
 func (s *Session) setRaw(k string, v []byte) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.setRawLocked(k, v)
+}
+
+func (s *Session) setRawLocked(k string, v []byte) error {
 	if !s.ensure() {
 		return s.failed
 	}
@@ -610,11 +615,34 @@ func set(sc Scope, key string, v any) error {
 	if s.detached {
 		return ErrNoMiddleware
 	}
+	if _, ok := s.m.cfg.Codec.(JSONCodec); ok {
+		if done, err := s.setScalar(k, v); done {
+			return err
+		}
+	}
 	raw, err := s.m.cfg.Codec.Encode(v)
 	if err != nil {
 		return fmt.Errorf("sesh: encoding %q: %w", key, err)
 	}
 	return s.setRaw(k, raw)
+}
+
+// setScalar sets k to v encoded by JSONCodec's fast path into the
+// session's arena, if v takes it (done), saving an allocation per value.
+// The arena only grows: records and pending changes may point into it.
+func (s *Session) setScalar(k string, v any) (done bool, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.arena == nil {
+		s.arena = make([]byte, 0, 16) // room for a few small values
+	}
+	start := len(s.arena)
+	arena, ok := appendJSONScalar(s.arena, v)
+	if !ok {
+		return false, nil
+	}
+	s.arena = arena
+	return true, s.setRawLocked(k, arena[start:len(arena):len(arena)])
 }
 
 // Delete removes key's value, if any.
@@ -1134,6 +1162,14 @@ func setCookie(hdr http.Header, c *http.Cookie) {
 // setCookieLine is setCookie for a formatted Set-Cookie line of the
 // cookie named name.
 func setCookieLine(hdr http.Header, name, line string) {
+	if line != "" && hdr["Set-Cookie"] == nil && hdr["Cache-Control"] == nil && hdr["Vary"] == nil {
+		// A response without these headers yet, as most are: one
+		// allocation for the three. (Each slice is full, so appending to
+		// one cannot touch the next.)
+		vs := []string{line, "no-store", "Cookie"}
+		hdr["Set-Cookie"], hdr["Cache-Control"], hdr["Vary"] = vs[0:1:1], vs[1:2:2], vs[2:3:3]
+		return
+	}
 	kept := hdr["Set-Cookie"][:0]
 	for _, v := range hdr["Set-Cookie"] {
 		if !(strings.HasPrefix(v, name) && strings.HasPrefix(v[len(name):], "=")) {
