@@ -20,7 +20,7 @@
 // (-batch) back to back (or -pace apart) until none are left, in windows
 // of -slice that alternate with windows of the same length in which
 // nothing sweeps; loads count as "during" or "without" by the window they
-// start in. Alternating short windows makes a noisy neighbour (another
+// were due in. Alternating short windows makes a noisy neighbour (another
 // process, the Go runtime's own work) weigh on both sides alike: on a
 // small shared machine, loader p99s measured seconds apart differ many
 // times over. This is repeated -reps times on a freshly filled store and
@@ -266,13 +266,25 @@ func (r *SweepResult) set(without, during samples) {
 }
 
 // loader loads live sessions open loop, one every interval, until stop
-// is set. Each load is timed from when it was due, so that a stall counts
-// for every load it delays, and from when it started. It spins between
-// loads: a sleep would add its own overshoot.
-func loader(load func(i int), stop *atomic.Bool) samples {
-	var by [2]samples
-	loaderTagged(load, nil, stop, &by)
-	return by[0]
+// is set, and returns the loads' latencies and when the loader started
+// (load i was due interval×i after it). Each load is timed from when it
+// was due, so that a stall counts for every load it delays, and from
+// when it started. It spins between loads: a sleep would add its own
+// overshoot.
+func loader(load func(i int), stop *atomic.Bool) (samples, time.Time) {
+	s := samples{make([]time.Duration, 0, 1<<16), make([]time.Duration, 0, 1<<16)}
+	start := time.Now()
+	for i := 0; !stop.Load(); i++ {
+		due := start.Add(time.Duration(i) * *interval)
+		for time.Now().Before(due) {
+		}
+		t := time.Now()
+		load(i)
+		end := time.Now()
+		s.due = append(s.due, end.Sub(due))
+		s.service = append(s.service, end.Sub(t))
+	}
+	return s, start
 }
 
 // measure runs the loader for d.
@@ -280,7 +292,8 @@ func measure(load func(int), d time.Duration) samples {
 	var stop atomic.Bool
 	t := time.AfterFunc(d, func() { stop.Store(true) })
 	defer t.Stop()
-	return loader(load, &stop)
+	s, _ := loader(load, &stop)
+	return s
 }
 
 func sweepSesh() (SweepResult, error) {
@@ -333,24 +346,27 @@ func sweepSeshOnce(rec sesh.Record) (without, during samples, removed int, ms fl
 	off.Store(int64(2 * time.Minute)) // the first n are now expired
 	runtime.GC()
 	var failed atomic.Int64
-	var sweeping atomic.Bool
 	var stop atomic.Bool
-	done := make(chan [2]samples)
+	type result struct {
+		all   samples
+		start time.Time
+	}
+	done := make(chan result)
 	go func() {
-		var by [2]samples // by[1]: loads that started while sweeping
-		loaderTagged(func(i int) {
+		all, start := loader(func(i int) {
 			if _, err := st.Load(ctx, keys[(i*7919)%len(keys)]); err != nil {
 				failed.Add(1)
 			}
-		}, &sweeping, &stop, &by)
-		done <- by
+		}, &stop)
+		done <- result{all, start}
 	}()
+	type window struct{ from, to time.Time }
+	var windows []window // the sweeping ones
 	var swept time.Duration
 	for removed < *n {
 		time.Sleep(*slice) // a window without
-		sweeping.Store(true)
-		t0 := time.Now()
-		for time.Since(t0) < *slice && removed < *n {
+		w := window{from: time.Now()}
+		for time.Since(w.from) < *slice && removed < *n {
 			k, serr := st.Sweep(ctx, *batch)
 			if serr != nil {
 				err = serr
@@ -365,42 +381,36 @@ func sweepSeshOnce(rec sesh.Record) (without, during samples, removed int, ms fl
 				time.Sleep(*pace)
 			}
 		}
-		swept += time.Since(t0)
-		sweeping.Store(false)
+		w.to = time.Now()
+		windows = append(windows, w)
+		swept += w.to.Sub(w.from)
 		if err != nil {
 			break
 		}
 	}
 	time.Sleep(*slice) // a last window without
 	stop.Store(true)
-	by := <-done
-	without, during = by[0], by[1]
+	r := <-done
+	// File each load by when it was due: a load that a sweeping window
+	// delayed past its end still counts as during.
+	wi := 0
+	for i := range r.all.due {
+		due := r.start.Add(time.Duration(i) * *interval)
+		for wi < len(windows) && !due.Before(windows[wi].to) {
+			wi++
+		}
+		to := &without
+		if wi < len(windows) && !due.Before(windows[wi].from) {
+			to = &during
+		}
+		to.due = append(to.due, r.all.due[i])
+		to.service = append(to.service, r.all.service[i])
+	}
 	ms = float64(swept) / float64(time.Millisecond)
 	if err == nil && (removed != *n || failed.Load() != 0) {
 		err = fmt.Errorf("sweep removed %d of %d; %d loads failed", removed, *n, failed.Load())
 	}
 	return
-}
-
-// loaderTagged is loader, filing each load under by[1] if sweeping is
-// not nil and was set when the load started, else under by[0].
-func loaderTagged(load func(i int), sweeping, stop *atomic.Bool, by *[2]samples) {
-	by[0].due, by[0].service = make([]time.Duration, 0, 1<<16), make([]time.Duration, 0, 1<<16)
-	start := time.Now()
-	for i := 0; !stop.Load(); i++ {
-		due := start.Add(time.Duration(i) * *interval)
-		for time.Now().Before(due) {
-		}
-		t := time.Now()
-		w := 0
-		if sweeping != nil && sweeping.Load() {
-			w = 1
-		}
-		load(i)
-		end := time.Now()
-		by[w].due = append(by[w].due, end.Sub(due))
-		by[w].service = append(by[w].service, end.Sub(t))
-	}
 }
 
 func sweepSCS() (SweepResult, error) {
