@@ -767,10 +767,7 @@ func TestCorruptStoreEntryNeverLocksOut(t *testing.T) {
 // session, keeps the request context's values, and passes its
 // cancellation on to contexts derived from it.
 func TestRequestContext(t *testing.T) {
-	m, err := sesh.New(memstore.New(), sesh.Config{Keys: testRing(t), Logger: suiteLogger})
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := newMemManager(t)
 	type key struct{}
 	parent, cancel := context.WithCancel(context.WithValue(t.Context(), key{}, "kept"))
 	var (
@@ -803,10 +800,7 @@ func TestRequestContext(t *testing.T) {
 // along with what the handler set itself: its own cookies and Vary
 // fields are kept, its Cache-Control is made no-store.
 func TestSessionHeadersMergeWithHandlers(t *testing.T) {
-	m, err := sesh.New(memstore.New(), sesh.Config{Keys: testRing(t), Logger: suiteLogger})
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := newMemManager(t)
 	for _, tc := range []struct {
 		name       string
 		set        map[string]string
@@ -854,10 +848,7 @@ func TestSessionHeadersMergeWithHandlers(t *testing.T) {
 // enough to outgrow the buffer scalars are encoded into, some overwritten
 // and one deleted, read back in the same request and in the next.
 func TestManyValuesInOneRequest(t *testing.T) {
-	m, err := sesh.New(memstore.New(), sesh.Config{Keys: testRing(t), Logger: suiteLogger})
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := newMemManager(t)
 	want := map[string]any{}
 	for i := range 30 {
 		k := fmt.Sprintf("k%02d", i)
@@ -926,4 +917,15 @@ func TestManyValuesInOneRequest(t *testing.T) {
 		check(t, s)
 	})
 	serve(func(s *sesh.Session) { check(t, s) })
+}
+
+// newMemManager returns a manager on a fresh memory store with default
+// configuration.
+func newMemManager(t *testing.T) *sesh.Manager {
+	t.Helper()
+	m, err := sesh.New(memstore.New(), sesh.Config{Keys: testRing(t), Logger: suiteLogger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
 }
