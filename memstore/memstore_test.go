@@ -114,6 +114,45 @@ func TestSweepBounded(t *testing.T) {
 	}
 }
 
+// TestSweepLetsGoBetweenRuns checks that a long sweep of one shard lets
+// go of its lock every sweepRun records, so that a load of that shard
+// waits for one run at most, not for the whole batch.
+func TestSweepLetsGoBetweenRuns(t *testing.T) {
+	clock := storetest.NewClock()
+	s := New(WithClock(clock.Now), WithShards(1))
+	ctx := t.Context()
+	const dead = 10*sweepRun + 3
+	live := randKey()
+	for range dead {
+		if err := s.Save(ctx, randKey(), sesh.Record{Data: []byte("x"), Version: 1, Expires: clock.Now().Add(time.Second)}, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Save(ctx, live, sesh.Record{Data: []byte("live"), Version: 1, Expires: clock.Now().Add(time.Hour)}, 0); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(time.Minute)
+	breaks := 0
+	s.testHookBetweenRuns = func(int) {
+		breaks++
+		if !s.shards[0].mu.TryLock() {
+			t.Fatalf("break %d: the shard is still locked", breaks)
+		}
+		s.shards[0].mu.Unlock()
+		// A load in the break finds the live record.
+		if rec, err := s.Load(ctx, live); err != nil || string(rec.Data) != "live" {
+			t.Errorf("break %d: Load = %q, %v; want the live record", breaks, rec.Data, err)
+		}
+	}
+	n, err := s.Sweep(ctx, 2*dead)
+	if err != nil || n != dead {
+		t.Fatalf("Sweep: %d, %v; want %d, nil", n, err, dead)
+	}
+	if want := dead / sweepRun; breaks != want {
+		t.Errorf("Sweep of %d records let go of the shard %d times, want %d (every %d)", dead, breaks, want, sweepRun)
+	}
+}
+
 // TestIndexCleanup checks that deleting, taking and re-saving under another
 // user leave no empty sets or stale members behind.
 func TestIndexCleanup(t *testing.T) {

@@ -24,7 +24,11 @@
 // process, the Go runtime's own work) weigh on both sides alike: on a
 // small shared machine, loader p99s measured seconds apart differ many
 // times over. This is repeated -reps times on a freshly filled store and
-// the latencies are pooled. scs: its memstore's own cleanup
+// the latencies are pooled. After each sweep comes a control: windows as
+// long as the sweeping ones, alternating with rest as before, in which a
+// goroutine only spins (no store, no locks, no memory). What the loads
+// suffer then is what any busy CPU costs them on this machine, and the
+// sweep's own share is the difference. scs: its memstore's own cleanup
 // goroutine (the only way it removes expired sessions), which runs every
 // cleanup interval and holds the store's lock over a full scan; the
 // "during" window opens when that cleanup is due and lasts -window.
@@ -220,6 +224,14 @@ type SweepResult struct {
 	P99Ratio        float64   `json:"p99_ratio"`
 	ServiceP99Ratio float64   `json:"service_p99_ratio"`
 	RepRatios       []float64 `json:"rep_ratios,omitempty"`
+	// Burn and BurnService (sesh) are the loads during the control: after
+	// each sweep, windows as long as its sweeping ones in which a
+	// goroutine only spins, touching neither the store nor memory. They
+	// show what one busy CPU alone does to the loads on this machine.
+	Burn                Latency `json:"burn,omitzero"`
+	BurnService         Latency `json:"burn_service,omitzero"`
+	BurnP99Ratio        float64 `json:"burn_p99_ratio,omitempty"`
+	BurnServiceP99Ratio float64 `json:"burn_service_p99_ratio,omitempty"`
 }
 
 // Latency summarises load latencies in microseconds.
@@ -265,6 +277,12 @@ func (r *SweepResult) set(without, during samples) {
 	r.ServiceP99Ratio = r.DuringService.P99 / r.WithoutService.P99
 }
 
+func (r *SweepResult) setBurn(burn samples) {
+	r.Burn, r.BurnService = summarize(burn.due), summarize(burn.service)
+	r.BurnP99Ratio = r.Burn.P99 / r.Without.P99
+	r.BurnServiceP99Ratio = r.BurnService.P99 / r.WithoutService.P99
+}
+
 // loader loads live sessions open loop, one every interval, until stop
 // is set, and returns the loads' latencies and when the loader started
 // (load i was due interval×i after it). Each load is timed from when it
@@ -303,28 +321,32 @@ func sweepSesh() (SweepResult, error) {
 	}
 	res := SweepResult{Mode: "sweep", Lib: "sesh", Expired: *n, Live: *live, Reps: *reps,
 		PaceUs: float64(*pace) / float64(time.Microsecond)}
-	var without, during samples
+	var without, during, burn samples
 	for range *reps {
-		w, d, removed, ms, err := sweepSeshOnce(rec)
+		w, d, b, removed, ms, err := sweepSeshOnce(rec)
 		if err != nil {
 			return res, err
 		}
 		without.add(w)
 		during.add(d)
+		burn.add(b)
 		res.Removed += removed
 		res.SweepMs += ms / float64(*reps)
 		res.RepRatios = append(res.RepRatios, summarize(d.due).P99/summarize(w.due).P99)
 	}
 	res.set(without, during)
+	res.setBurn(burn)
 	return res, nil
 }
 
 // sweepSeshOnce fills a fresh store and removes the expired sessions in
 // windows of -slice that alternate with windows without sweeping, loading
-// live sessions all along. It returns the loads without and during the
-// sweep, how many records the sweep removed, and how long the sweeping
-// windows took in all, in milliseconds.
-func sweepSeshOnce(rec sesh.Record) (without, during samples, removed int, ms float64, err error) {
+// live sessions all along; then, as a control, it spins in windows as long
+// as the sweeping ones, again alternating with windows of rest. It returns
+// the loads without the sweep or the spinning, during the sweep and
+// during the spinning, how many records the sweep removed, and how long
+// the sweeping windows took in all, in milliseconds.
+func sweepSeshOnce(rec sesh.Record) (without, during, burn samples, removed int, ms float64, err error) {
 	var off atomic.Int64
 	now := func() time.Time { return time.Now().Add(time.Duration(off.Load())) }
 	st := memstore.New(memstore.WithClock(now))
@@ -360,8 +382,11 @@ func sweepSeshOnce(rec sesh.Record) (without, during samples, removed int, ms fl
 		}, &stop)
 		done <- result{all, start}
 	}()
-	type window struct{ from, to time.Time }
-	var windows []window // the sweeping ones
+	type window struct {
+		from, to time.Time
+		burn     bool // the control: spinning, not sweeping
+	}
+	var windows []window // the busy ones
 	var swept time.Duration
 	for removed < *n {
 		time.Sleep(*slice) // a window without
@@ -388,6 +413,17 @@ func sweepSeshOnce(rec sesh.Record) (without, during samples, removed int, ms fl
 			break
 		}
 	}
+	if err == nil {
+		// The control: the same busy windows, spent spinning.
+		sweeping := len(windows)
+		for _, sw := range windows[:sweeping] {
+			time.Sleep(*slice)
+			w := window{from: time.Now(), burn: true}
+			spin(sw.to.Sub(sw.from))
+			w.to = time.Now()
+			windows = append(windows, w)
+		}
+	}
 	time.Sleep(*slice) // a last window without
 	stop.Store(true)
 	r := <-done
@@ -402,6 +438,9 @@ func sweepSeshOnce(rec sesh.Record) (without, during samples, removed int, ms fl
 		to := &without
 		if wi < len(windows) && !due.Before(windows[wi].from) {
 			to = &during
+			if windows[wi].burn {
+				to = &burn
+			}
 		}
 		to.due = append(to.due, r.all.due[i])
 		to.service = append(to.service, r.all.service[i])
@@ -412,6 +451,21 @@ func sweepSeshOnce(rec sesh.Record) (without, during samples, removed int, ms fl
 	}
 	return
 }
+
+// spin keeps one goroutine busy for d, without allocating, locking or
+// touching the store.
+func spin(d time.Duration) {
+	end := time.Now().Add(d)
+	x := uint64(1)
+	for time.Now().Before(end) {
+		for range 1000 {
+			x = x*6364136223846793005 + 1442695040888963407
+		}
+	}
+	spinSink.Store(x)
+}
+
+var spinSink atomic.Uint64
 
 func sweepSCS() (SweepResult, error) {
 	res := SweepResult{Mode: "sweep", Lib: "scs", Expired: *n, Live: *live, Reps: 1}
