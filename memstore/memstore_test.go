@@ -153,6 +153,73 @@ func TestSweepLetsGoBetweenRuns(t *testing.T) {
 	}
 }
 
+// TestSweepMakesWay checks that a request spinning for a shard that a
+// sweep holds gets the lock at the sweep's first break, before the sweep
+// can take it back.
+func TestSweepMakesWay(t *testing.T) {
+	clock := storetest.NewClock()
+	s := New(WithClock(clock.Now), WithShards(1))
+	ctx := t.Context()
+	const dead = 4 * sweepRun
+	live := randKey()
+	for range dead {
+		if err := s.Save(ctx, randKey(), sesh.Record{Data: []byte("x"), Version: 1, Expires: clock.Now().Add(time.Second)}, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Save(ctx, live, sesh.Record{Data: []byte("live"), Version: 1, Expires: clock.Now().Add(time.Hour)}, 0); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(time.Minute)
+	// The load spins until it has the lock, on any machine: while it
+	// waits, waiting stays above zero.
+	defer func(d time.Duration, m bool) { spinFor, multicore = d, m }(spinFor, multicore)
+	spinFor, multicore = time.Hour, true
+	sh := &s.shards[0]
+	loaded := make(chan struct{})
+	started := false
+	s.testHookShardLocked = func(int) {
+		if started {
+			return
+		}
+		started = true
+		// The sweep holds the shard: a load now has to wait for it.
+		go func() {
+			defer close(loaded)
+			rec, err := s.Load(ctx, live)
+			if err != nil || string(rec.Data) != "live" {
+				t.Errorf("Load during the sweep = %q, %v; want the live record", rec.Data, err)
+			}
+		}()
+		for sh.waiting.Load() == 0 {
+			runtime.Gosched() // until the load spins for the lock
+		}
+	}
+	breaks := 0
+	s.testHookBetweenRuns = func(int) {
+		if breaks++; breaks == 1 && sh.waiting.Load() != 0 {
+			t.Error("the sweep's first break is over, and the load is still waiting for the shard")
+		}
+	}
+	n, err := s.Sweep(ctx, 2*dead)
+	if err != nil || n != dead {
+		t.Fatalf("Sweep: %d, %v; want %d, nil", n, err, dead)
+	}
+	<-loaded
+}
+
+func TestSpinUntil(t *testing.T) {
+	calls := 0
+	if !spinUntil(func() bool { calls++; return calls == 3 }) || calls != 3 {
+		t.Errorf("spinUntil: %d calls, want true on the 3rd", calls)
+	}
+	defer func(d time.Duration) { spinFor = d }(spinFor)
+	spinFor = time.Microsecond
+	if spinUntil(func() bool { return false }) {
+		t.Error("spinUntil(never) = true, want false once spinFor has passed")
+	}
+}
+
 // TestIndexCleanup checks that deleting, taking and re-saving under another
 // user leave no empty sets or stale members behind.
 func TestIndexCleanup(t *testing.T) {

@@ -24,9 +24,10 @@
 // process, the Go runtime's own work) weigh on both sides alike: on a
 // small shared machine, loader p99s measured seconds apart differ many
 // times over. This is repeated -reps times on a freshly filled store and
-// the latencies are pooled. After each sweep comes a control: windows as
-// long as the sweeping ones, alternating with rest as before, in which a
-// goroutine only spins (no store, no locks, no memory). What the loads
+// the latencies are pooled. After each sweep comes a control: the same
+// windows, alternating with rest as before, in which each Sweep call is
+// replaced by a goroutine that only spins (no store, no locks, no memory)
+// for as long as the call took, with the same pauses. What the loads
 // suffer then is what any busy CPU costs them on this machine, and the
 // sweep's own share is the difference. scs: its memstore's own cleanup
 // goroutine (the only way it removes expired sessions), which runs every
@@ -72,7 +73,7 @@ var (
 	slice    = flag.Duration("slice", 50*time.Millisecond, "sweep: sesh's alternating windows with and without the sweep")
 	batch    = flag.Int("batch", 1000, "sweep: sesh's Sweep limit per call")
 	window   = flag.Duration("window", 2*time.Second, "sweep: scs's measurement window from its cleanup tick")
-	reps     = flag.Int("reps", 3, "sweep: sesh's repetitions (fill, measure, sweep, measure)")
+	reps     = flag.Int("reps", 6, "sweep: sesh's repetitions (fill; sweep and rest in turn; its control)")
 	pace     = flag.Duration("pace", 0, "sweep: sesh's pause between Sweep calls (0: back to back)")
 	scsAfter = flag.Duration("scs-expire", 8*time.Second, "sweep: scs's expired sessions expire this long after the store is made")
 	scsEvery = flag.Duration("scs-every", 12*time.Second, "sweep: scs's cleanup interval (above -scs-expire)")
@@ -225,8 +226,8 @@ type SweepResult struct {
 	ServiceP99Ratio float64   `json:"service_p99_ratio"`
 	RepRatios       []float64 `json:"rep_ratios,omitempty"`
 	// Burn and BurnService (sesh) are the loads during the control: after
-	// each sweep, windows as long as its sweeping ones in which a
-	// goroutine only spins, touching neither the store nor memory. They
+	// each sweep, its windows again, each Sweep call replaced by spinning
+	// as long as it took, touching neither the store nor memory. They
 	// show what one busy CPU alone does to the loads on this machine.
 	Burn                Latency `json:"burn,omitzero"`
 	BurnService         Latency `json:"burn_service,omitzero"`
@@ -384,7 +385,8 @@ func sweepSeshOnce(rec sesh.Record) (without, during, burn samples, removed int,
 	}()
 	type window struct {
 		from, to time.Time
-		burn     bool // the control: spinning, not sweeping
+		burn     bool            // the control: spinning, not sweeping
+		calls    []time.Duration // how long each Sweep call took
 	}
 	var windows []window // the busy ones
 	var swept time.Duration
@@ -392,7 +394,9 @@ func sweepSeshOnce(rec sesh.Record) (without, during, burn samples, removed int,
 		time.Sleep(*slice) // a window without
 		w := window{from: time.Now()}
 		for time.Since(w.from) < *slice && removed < *n {
+			t := time.Now()
 			k, serr := st.Sweep(ctx, *batch)
+			w.calls = append(w.calls, time.Since(t))
 			if serr != nil {
 				err = serr
 				break
@@ -414,12 +418,18 @@ func sweepSeshOnce(rec sesh.Record) (without, during, burn samples, removed int,
 		}
 	}
 	if err == nil {
-		// The control: the same busy windows, spent spinning.
+		// The control: the same windows, each Sweep call replaced by
+		// spinning for as long as it took, with the same pauses.
 		sweeping := len(windows)
 		for _, sw := range windows[:sweeping] {
 			time.Sleep(*slice)
 			w := window{from: time.Now(), burn: true}
-			spin(sw.to.Sub(sw.from))
+			for _, d := range sw.calls {
+				spin(d)
+				if *pace > 0 {
+					time.Sleep(*pace)
+				}
+			}
 			w.to = time.Now()
 			windows = append(windows, w)
 		}
