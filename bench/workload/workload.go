@@ -23,8 +23,12 @@ package workload
 
 import (
 	"context"
+	"crypto/aes"
+	"crypto/cipher"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net/http"
@@ -53,6 +57,7 @@ import (
 const (
 	NetHTTP       = "nethttp"        // bare net/http, no sessions: the ceiling
 	Floor         = "floor"          // net/http with the least a server-side session needs
+	FloorSealed   = "floor-sealed"   // floor with the least that encryption at rest adds
 	SeshMem       = "sesh-memstore"  // sesh on its memory store
 	SCSMem        = "scs-memstore"   // alexedwards/scs v2 on its memstore
 	GorillaCookie = "gorilla-cookie" // gorilla/sessions CookieStore
@@ -62,7 +67,7 @@ const (
 )
 
 // All lists every pair, memory and cookie pairs first.
-var All = []string{NetHTTP, Floor, SeshMem, SCSMem, GorillaCookie, GorillaFS, SeshRedis, SCSRedis}
+var All = []string{NetHTTP, Floor, FloorSealed, SeshMem, SCSMem, GorillaCookie, GorillaFS, SeshRedis, SCSRedis}
 
 // Workloads are the three measured routes.
 var Workloads = []string{"rmw", "read", "new"}
@@ -148,6 +153,9 @@ func New(name string, o Options) (*App, error) {
 		a.Handler = netHTTP()
 	case Floor:
 		a.Handler, a.Cookie = floor(), FloorCookie
+	case FloorSealed:
+		a.Handler, err = floorSealed()
+		a.Cookie = FloorSealedCookie
 	case SeshMem:
 		var opts []memstore.Option
 		if o.Now != nil {
@@ -344,6 +352,160 @@ func floor() http.Handler {
 		body(w, ok)
 	})
 	return mux
+}
+
+// FloorSealedCookie names the floor-sealed pair's session cookie: as long
+// as sesh's.
+const FloorSealedCookie = "__Host-flse"
+
+// floorSealed is floor with the least that keeping sessions encrypted at
+// rest adds, written straight on net/http: the values encoded in a few
+// bytes and sealed with AES-256-GCM under a random nonce; the record kept
+// under the SHA-256 of the ID, which is also the sealed data's associated
+// data (a reader of the store can neither read the values, nor use a key
+// as a cookie, nor move a record to another key). Every read opens the
+// record, every write seals a new one. Nothing more: no expiry, no
+// versions (concurrent writes to one session: the last one wins), no
+// size limits, no events. sesh's distance to it is what sesh does beyond
+// an encrypted store.
+func floorSealed() (http.Handler, error) {
+	var k [32]byte
+	if _, err := rand.Read(k[:]); err != nil {
+		return nil, err
+	}
+	block, err := aes.NewCipher(k[:])
+	if err != nil {
+		return nil, err
+	}
+	aead, err := cipher.NewGCM(block)
+	if err != nil {
+		return nil, err
+	}
+	var (
+		mu      sync.RWMutex
+		records = map[[sha256.Size]byte][]byte{}
+	)
+	type values struct {
+		n int64
+		b string
+		c bool
+	}
+	// A record: nonce, then sealed (n as a varint, c as a byte, b).
+	seal := func(key *[sha256.Size]byte, v values) ([]byte, error) {
+		out := make([]byte, aead.NonceSize(), aead.NonceSize()+binary.MaxVarintLen64+1+len(v.b)+aead.Overhead())
+		if _, err := rand.Read(out); err != nil {
+			return nil, err
+		}
+		pt := binary.AppendVarint(out[len(out):], v.n)
+		if v.c {
+			pt = append(pt, 1)
+		} else {
+			pt = append(pt, 0)
+		}
+		pt = append(pt, v.b...)
+		return aead.Seal(out, out, pt, key[:]), nil
+	}
+	open := func(key *[sha256.Size]byte, rec []byte) (values, error) {
+		ns := aead.NonceSize()
+		if len(rec) < ns {
+			return values{}, errors.New("floor-sealed: short record")
+		}
+		var buf [64]byte
+		pt, err := aead.Open(buf[:0], rec[:ns], rec[ns:], key[:])
+		if err != nil {
+			return values{}, err
+		}
+		n, i := binary.Varint(pt)
+		if i <= 0 || i >= len(pt) {
+			return values{}, errors.New("floor-sealed: bad record")
+		}
+		return values{n: n, c: pt[i] == 1, b: string(pt[i+1:])}, nil
+	}
+	// lookup returns the request's session: its store key and values.
+	lookup := func(r *http.Request) (key [sha256.Size]byte, v values, ok bool, err error) {
+		c, cerr := r.Cookie(FloorSealedCookie)
+		if cerr != nil {
+			return key, v, false, nil
+		}
+		key = sha256.Sum256([]byte(c.Value))
+		mu.RLock()
+		rec := records[key]
+		mu.RUnlock()
+		if rec == nil {
+			return key, v, false, nil
+		}
+		v, err = open(&key, rec)
+		return key, v, err == nil, err
+	}
+	store := func(key *[sha256.Size]byte, v values) error {
+		rec, err := seal(key, v)
+		if err != nil {
+			return err
+		}
+		mu.Lock()
+		records[*key] = rec
+		mu.Unlock()
+		return nil
+	}
+	create := func(w http.ResponseWriter, v values) error {
+		var id [32]byte
+		if _, err := rand.Read(id[:]); err != nil {
+			return err
+		}
+		sid := base64.RawURLEncoding.EncodeToString(id[:])
+		key := sha256.Sum256([]byte(sid))
+		if err := store(&key, v); err != nil {
+			return err
+		}
+		h := w.Header()
+		h.Set("Cache-Control", "no-store")
+		h.Add("Set-Cookie", FloorSealedCookie+"="+sid+"; Path=/; HttpOnly; Secure; SameSite=Lax")
+		return nil
+	}
+	rmw := func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Vary", "Cookie")
+		key, v, ok, err := lookup(r)
+		if err != nil {
+			fail(w, err)
+			return
+		}
+		if !ok {
+			if err := create(w, values{n: 1}); err != nil {
+				fail(w, err)
+				return
+			}
+			writeInt(w, 1)
+			return
+		}
+		v.n++
+		if err := store(&key, v); err != nil {
+			fail(w, err)
+			return
+		}
+		writeInt(w, int(v.n))
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/rmw", rmw)
+	mux.HandleFunc("/incr", rmw)
+	mux.HandleFunc("/incr-plain", rmw)
+	mux.HandleFunc("/read", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Vary", "Cookie")
+		_, v, _, err := lookup(r)
+		if err != nil {
+			fail(w, err)
+			return
+		}
+		writeInt(w, int(v.n))
+	})
+	mux.HandleFunc("/new", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Vary", "Cookie")
+		if err := create(w, values{n: 1, b: "two", c: true}); err != nil {
+			fail(w, err)
+			return
+		}
+		body(w, ok)
+	})
+	return mux, nil
 }
 
 // sesh: as the README writes it, with a key ring (encryption is always

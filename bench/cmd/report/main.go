@@ -405,7 +405,7 @@ func (r *report) print() {
 		}
 	}
 	fmt.Println()
-	fmt.Println("e2e: wrk against a loadserver process on 127.0.0.1, rmw and read round-robin over 1,000 pre-made sessions (net/http gets stand-in cookies of the same length), new with no cookie; each round in parentheses. \"sesh ÷ this\": sesh-redis for the Redis peers, sesh-memstore for the others (floor: net/http with only what any server-side session needs, a random ID in a cookie and a map under a mutex); above 1× for req/s and below 1× for ns/op and allocs mean sesh is ahead. \"lost of 200\": increments lost of 200 parallel ones on one session (/incr; sesh with and without Manager.Exclusive). Redis round trips: per request, counted with a go-redis hook (TestRedisRoundTrips" + tripsNote(r.tripsOK) + ").")
+	fmt.Println("e2e: wrk against a loadserver process on 127.0.0.1, rmw and read round-robin over 1,000 pre-made sessions (net/http gets stand-in cookies of the same length), new with no cookie; each round in parentheses. \"sesh ÷ this\": sesh-redis for the Redis peers, sesh-memstore for the others (floor: net/http with only what any server-side session needs, a random ID in a cookie and a map under a mutex; floor-sealed: floor with its values sealed with AES-256-GCM under the SHA-256 of the ID); above 1× for req/s and below 1× for ns/op and allocs mean sesh is ahead. \"lost of 200\": increments lost of 200 parallel ones on one session (/incr; sesh with and without Manager.Exclusive). Redis round trips: per request, counted with a go-redis hook (TestRedisRoundTrips" + tripsNote(r.tripsOK) + ").")
 	fmt.Println()
 	r.printMem()
 	r.printTargets()
@@ -488,6 +488,9 @@ func (r *report) printTargets() {
 		floor := ""
 		if f := r.rps(workload.Floor, t.wl); !nan(f) {
 			floor = fmt.Sprintf("; floor ÷ net/http = %s, sesh-memstore ÷ floor = %s", ratio(f, n), ratio(s, f))
+		}
+		if f := r.rps(workload.FloorSealed, t.wl); !nan(f) {
+			floor += fmt.Sprintf("; floor-sealed ÷ net/http = %s, sesh-memstore ÷ floor-sealed = %s", ratio(f, n), ratio(s, f))
 		}
 		fmt.Printf("- end to end %s, sesh-memstore ÷ net/http = %s (target ≥ %.2f×%s): %s\n", t.wl, ratio(s, n), t.min, floor, mark(s/n >= t.min, !nan(s/n)))
 	}
