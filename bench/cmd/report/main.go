@@ -264,6 +264,25 @@ func median(v []float64) float64 {
 
 func (r *report) rps(pair, wl string) float64 { return median(r.wrk[key{pair, wl}]) }
 
+// roundRatios returns a's requests per second over b's in each round in
+// which both ran, formatted, and their median: each round runs every pair
+// within a minute or so, so a ratio within one round is less exposed to
+// the machine's slow drifts than a ratio of medians.
+func (r *report) roundRatios(a, b, wl string) (string, float64) {
+	x, y := r.wrk[key{a, wl}], r.wrk[key{b, wl}]
+	n := min(len(x), len(y))
+	if n < 2 {
+		return "", math.NaN()
+	}
+	rs := make([]float64, n)
+	parts := make([]string, n)
+	for i := range n {
+		rs[i] = x[i] / y[i]
+		parts[i] = fmt.Sprintf("%.2f×", rs[i])
+	}
+	return strings.Join(parts, " / "), median(rs)
+}
+
 func (r *report) benchMed(pair, wl, mode string, f func(benchLine) float64) float64 {
 	var v []float64
 	for _, b := range r.bench[bkey{pair, wl, mode}] {
@@ -491,6 +510,9 @@ func (r *report) printTargets() {
 		}
 		if f := r.rps(workload.FloorSealed, t.wl); !nan(f) {
 			floor += fmt.Sprintf("; floor-sealed ÷ net/http = %s, sesh-memstore ÷ floor-sealed = %s", ratio(f, n), ratio(s, f))
+		}
+		if rounds, m := r.roundRatios(workload.SeshMem, workload.NetHTTP, t.wl); rounds != "" {
+			floor += fmt.Sprintf("; round by round %s, median %.2f×", rounds, m)
 		}
 		fmt.Printf("- end to end %s, sesh-memstore ÷ net/http = %s (target ≥ %.2f×%s): %s\n", t.wl, ratio(s, n), t.min, floor, mark(s/n >= t.min, !nan(s/n)))
 	}
