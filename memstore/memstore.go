@@ -15,9 +15,12 @@
 //
 // Dead records and lapsed tombstones stay in memory, invisible, until
 // [Store.Sweep] removes them: New starts no goroutines, so call Sweep
-// periodically (the sesh manager does). Each shard keeps its records in a
-// min-heap by expiry, so a Sweep call examines only what it removes plus at
-// most one record per shard.
+// periodically (directly, or through the manager's Sweep from a ticker).
+// Each shard keeps its records in a min-heap by expiry, so a Sweep call
+// examines only what it removes plus at most one record per shard. A sweep
+// holds a shard's lock for a few microseconds at a time; a request for
+// that shard waits for it by spinning, and the sweep lets it in before it
+// goes on.
 //
 // Leases of [Store.Lock] are in-process and run on real time (time.Now and
 // timers), not on the clock given with [WithClock], because waiting for a
@@ -684,7 +687,8 @@ func unhex(c byte) (byte, bool) {
 
 // Sweep removes up to limit dead records and lapsed tombstones, and
 // forgets lapsed leases. It visits the shards round-robin from where the
-// last call stopped, holding one shard's lock at a time, and examines
+// last call stopped, holding one shard's lock at a time and letting it go
+// every 16 records for the requests waiting for it, and examines
 // only the records it removes plus at most one per shard.
 func (s *Store) Sweep(ctx context.Context, limit int) (int, error) {
 	n, _, err := s.sweep(ctx, limit)
