@@ -126,34 +126,30 @@ var (
 
 // rlock read-locks the shard, spinning first if a sweep holds it.
 func (sh *shard) rlock() {
-	if sh.mu.TryRLock() {
-		return
+	if !sh.mu.TryRLock() {
+		sh.wait(sh.mu.TryRLock, sh.mu.RLock)
 	}
-	if multicore {
-		sh.waiting.Add(1)
-		ok := spinUntil(sh.mu.TryRLock)
-		sh.waiting.Add(-1)
-		if ok {
-			return
-		}
-	}
-	sh.mu.RLock()
 }
 
 // lock locks the shard, spinning first if it is held.
 func (sh *shard) lock() {
-	if sh.mu.TryLock() {
-		return
+	if !sh.mu.TryLock() {
+		sh.wait(sh.mu.TryLock, sh.mu.Lock)
 	}
+}
+
+// wait takes the lock that try and block take, spinning on try (counted
+// in waiting) before it blocks.
+func (sh *shard) wait(try func() bool, block func()) {
 	if multicore {
 		sh.waiting.Add(1)
-		ok := spinUntil(sh.mu.TryLock)
+		ok := spinUntil(try)
 		sh.waiting.Add(-1)
 		if ok {
 			return
 		}
 	}
-	sh.mu.Lock()
+	block()
 }
 
 // spinUntil calls try until it returns true, for at most spinFor.

@@ -114,24 +114,32 @@ func TestSweepBounded(t *testing.T) {
 	}
 }
 
+// sweepable returns a one-shard store holding dead expired records and
+// one live record, whose key it returns.
+func sweepable(t *testing.T, dead int) (*Store, sesh.Key) {
+	t.Helper()
+	clock := storetest.NewClock()
+	s := New(WithClock(clock.Now), WithShards(1))
+	for range dead {
+		if err := s.Save(t.Context(), randKey(), sesh.Record{Data: []byte("x"), Version: 1, Expires: clock.Now().Add(time.Second)}, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	live := randKey()
+	if err := s.Save(t.Context(), live, sesh.Record{Data: []byte("live"), Version: 1, Expires: clock.Now().Add(time.Hour)}, 0); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(time.Minute)
+	return s, live
+}
+
 // TestSweepLetsGoBetweenRuns checks that a long sweep of one shard lets
 // go of its lock every sweepRun records, so that a load of that shard
 // waits for one run at most, not for the whole batch.
 func TestSweepLetsGoBetweenRuns(t *testing.T) {
-	clock := storetest.NewClock()
-	s := New(WithClock(clock.Now), WithShards(1))
-	ctx := t.Context()
 	const dead = 10*sweepRun + 3
-	live := randKey()
-	for range dead {
-		if err := s.Save(ctx, randKey(), sesh.Record{Data: []byte("x"), Version: 1, Expires: clock.Now().Add(time.Second)}, 0); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := s.Save(ctx, live, sesh.Record{Data: []byte("live"), Version: 1, Expires: clock.Now().Add(time.Hour)}, 0); err != nil {
-		t.Fatal(err)
-	}
-	clock.Advance(time.Minute)
+	s, live := sweepable(t, dead)
+	ctx := t.Context()
 	breaks := 0
 	s.testHookBetweenRuns = func(int) {
 		breaks++
@@ -157,20 +165,9 @@ func TestSweepLetsGoBetweenRuns(t *testing.T) {
 // sweep holds gets the lock at the sweep's first break, before the sweep
 // can take it back.
 func TestSweepMakesWay(t *testing.T) {
-	clock := storetest.NewClock()
-	s := New(WithClock(clock.Now), WithShards(1))
-	ctx := t.Context()
 	const dead = 4 * sweepRun
-	live := randKey()
-	for range dead {
-		if err := s.Save(ctx, randKey(), sesh.Record{Data: []byte("x"), Version: 1, Expires: clock.Now().Add(time.Second)}, 0); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := s.Save(ctx, live, sesh.Record{Data: []byte("live"), Version: 1, Expires: clock.Now().Add(time.Hour)}, 0); err != nil {
-		t.Fatal(err)
-	}
-	clock.Advance(time.Minute)
+	s, live := sweepable(t, dead)
+	ctx := t.Context()
 	// The load spins until it has the lock, on any machine: while it
 	// waits, waiting stays above zero.
 	defer func(d time.Duration, m bool) { spinFor, multicore = d, m }(spinFor, multicore)

@@ -272,6 +272,24 @@ func netHTTP() http.Handler {
 // FloorCookie names the floor pair's session cookie: as long as sesh's.
 const FloorCookie = "__Host-flor"
 
+// floorID returns a new session ID for the floor pairs: 256 random bits,
+// base64url.
+func floorID() (string, error) {
+	var id [32]byte
+	if _, err := rand.Read(id[:]); err != nil {
+		return "", err
+	}
+	return base64.RawURLEncoding.EncodeToString(id[:]), nil
+}
+
+// setFloorCookie sets a floor pair's headers for a new session: its
+// cookie, with sesh's attributes, and no caching.
+func setFloorCookie(w http.ResponseWriter, name, sid string) {
+	h := w.Header()
+	h.Set("Cache-Control", "no-store")
+	h.Add("Set-Cookie", name+"="+sid+"; Path=/; HttpOnly; Secure; SameSite=Lax")
+}
+
 // floor is what any library that keeps sessions on the server must do at
 // the least, written straight on net/http: a 256-bit random ID in a cookie
 // with sesh's attributes, the same Cache-Control and Vary headers, and a
@@ -298,17 +316,14 @@ func floor() http.Handler {
 		return sessions[c.Value]
 	}
 	create := func(w http.ResponseWriter, v *values) error {
-		var id [32]byte
-		if _, err := rand.Read(id[:]); err != nil {
+		sid, err := floorID()
+		if err != nil {
 			return err
 		}
-		sid := base64.RawURLEncoding.EncodeToString(id[:])
 		mu.Lock()
 		sessions[sid] = v
 		mu.Unlock()
-		h := w.Header()
-		h.Set("Cache-Control", "no-store")
-		h.Add("Set-Cookie", FloorCookie+"="+sid+"; Path=/; HttpOnly; Secure; SameSite=Lax")
+		setFloorCookie(w, FloorCookie, sid)
 		return nil
 	}
 	rmw := func(w http.ResponseWriter, r *http.Request) {
@@ -448,18 +463,15 @@ func floorSealed() (http.Handler, error) {
 		return nil
 	}
 	create := func(w http.ResponseWriter, v values) error {
-		var id [32]byte
-		if _, err := rand.Read(id[:]); err != nil {
+		sid, err := floorID()
+		if err != nil {
 			return err
 		}
-		sid := base64.RawURLEncoding.EncodeToString(id[:])
 		key := sha256.Sum256([]byte(sid))
 		if err := store(&key, v); err != nil {
 			return err
 		}
-		h := w.Header()
-		h.Set("Cache-Control", "no-store")
-		h.Add("Set-Cookie", FloorSealedCookie+"="+sid+"; Path=/; HttpOnly; Secure; SameSite=Lax")
+		setFloorCookie(w, FloorSealedCookie, sid)
 		return nil
 	}
 	rmw := func(w http.ResponseWriter, r *http.Request) {
