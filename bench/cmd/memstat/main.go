@@ -342,8 +342,9 @@ func sweepSesh() (SweepResult, error) {
 
 // sweepSeshOnce fills a fresh store and removes the expired sessions in
 // windows of -slice that alternate with windows without sweeping, loading
-// live sessions all along; then, as a control, it spins in windows as long
-// as the sweeping ones, again alternating with windows of rest. It returns
+// live sessions all along; then, as a control, it replays the sweeping
+// windows with each Sweep call replaced by spinning as long, again
+// alternating with windows of rest. It returns
 // the loads without the sweep or the spinning, during the sweep and
 // during the spinning, how many records the sweep removed, and how long
 // the sweeping windows took in all, in milliseconds.
