@@ -256,17 +256,26 @@ func fail(w http.ResponseWriter, err error) {
 	http.Error(w, err.Error(), http.StatusInternalServerError)
 }
 
-// netHTTP is the ceiling: the same routes and bodies, no sessions.
-func netHTTP() http.Handler {
-	var n atomic.Int64
+// plainRoutes serves the routes of a pair that has no Exclusive: /incr
+// and /incr-plain are its rmw.
+func plainRoutes(rmw, read, newSession http.HandlerFunc) *http.ServeMux {
 	mux := http.NewServeMux()
-	rmw := func(w http.ResponseWriter, r *http.Request) { writeInt(w, int(n.Add(1))) }
 	mux.HandleFunc("/rmw", rmw)
 	mux.HandleFunc("/incr", rmw)
 	mux.HandleFunc("/incr-plain", rmw)
-	mux.HandleFunc("/read", func(w http.ResponseWriter, r *http.Request) { writeInt(w, int(n.Load())) })
-	mux.HandleFunc("/new", func(w http.ResponseWriter, r *http.Request) { body(w, ok) })
+	mux.HandleFunc("/read", read)
+	mux.HandleFunc("/new", newSession)
 	return mux
+}
+
+// netHTTP is the ceiling: the same routes and bodies, no sessions.
+func netHTTP() http.Handler {
+	var n atomic.Int64
+	return plainRoutes(
+		func(w http.ResponseWriter, r *http.Request) { writeInt(w, int(n.Add(1))) },
+		func(w http.ResponseWriter, r *http.Request) { writeInt(w, int(n.Load())) },
+		func(w http.ResponseWriter, r *http.Request) { body(w, ok) },
+	)
 }
 
 // FloorCookie names the floor pair's session cookie: as long as sesh's.
@@ -344,11 +353,7 @@ func floor() http.Handler {
 		mu.Unlock()
 		writeInt(w, n)
 	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("/rmw", rmw)
-	mux.HandleFunc("/incr", rmw)
-	mux.HandleFunc("/incr-plain", rmw)
-	mux.HandleFunc("/read", func(w http.ResponseWriter, r *http.Request) {
+	read := func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Vary", "Cookie")
 		n := 0
 		if v := lookup(r); v != nil {
@@ -357,16 +362,16 @@ func floor() http.Handler {
 			mu.RUnlock()
 		}
 		writeInt(w, n)
-	})
-	mux.HandleFunc("/new", func(w http.ResponseWriter, r *http.Request) {
+	}
+	newSession := func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Vary", "Cookie")
 		if err := create(w, &values{n: 1, b: "two", c: true}); err != nil {
 			fail(w, err)
 			return
 		}
 		body(w, ok)
-	})
-	return mux
+	}
+	return plainRoutes(rmw, read, newSession)
 }
 
 // FloorSealedCookie names the floor-sealed pair's session cookie: as long
@@ -496,11 +501,7 @@ func floorSealed() (http.Handler, error) {
 		}
 		writeInt(w, int(v.n))
 	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("/rmw", rmw)
-	mux.HandleFunc("/incr", rmw)
-	mux.HandleFunc("/incr-plain", rmw)
-	mux.HandleFunc("/read", func(w http.ResponseWriter, r *http.Request) {
+	read := func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Vary", "Cookie")
 		_, v, _, err := lookup(r)
 		if err != nil {
@@ -508,16 +509,16 @@ func floorSealed() (http.Handler, error) {
 			return
 		}
 		writeInt(w, int(v.n))
-	})
-	mux.HandleFunc("/new", func(w http.ResponseWriter, r *http.Request) {
+	}
+	newSession := func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Vary", "Cookie")
 		if err := create(w, values{n: 1, b: "two", c: true}); err != nil {
 			fail(w, err)
 			return
 		}
 		body(w, ok)
-	})
-	return mux, nil
+	}
+	return plainRoutes(rmw, read, newSession), nil
 }
 
 // sesh: as the README writes it, with a key ring (encryption is always
