@@ -504,17 +504,17 @@ func (r *report) printTargets() {
 		min float64
 	}{{"rmw", 0.7}, {"read", 0.8}, {"new", 0.85}} {
 		s, n := r.rps(workload.SeshMem, t.wl), r.rps(workload.NetHTTP, t.wl)
-		floor := ""
+		notes := ""
 		if f := r.rps(workload.Floor, t.wl); !nan(f) {
-			floor = fmt.Sprintf("; floor ÷ net/http = %s, sesh-memstore ÷ floor = %s", ratio(f, n), ratio(s, f))
+			notes = fmt.Sprintf("; floor ÷ net/http = %s, sesh-memstore ÷ floor = %s", ratio(f, n), ratio(s, f))
 		}
 		if f := r.rps(workload.FloorSealed, t.wl); !nan(f) {
-			floor += fmt.Sprintf("; floor-sealed ÷ net/http = %s, sesh-memstore ÷ floor-sealed = %s", ratio(f, n), ratio(s, f))
+			notes += fmt.Sprintf("; floor-sealed ÷ net/http = %s, sesh-memstore ÷ floor-sealed = %s", ratio(f, n), ratio(s, f))
 		}
 		if rounds, m := r.roundRatios(workload.SeshMem, workload.NetHTTP, t.wl); rounds != "" {
-			floor += fmt.Sprintf("; round by round %s, median %.2f×", rounds, m)
+			notes += fmt.Sprintf("; round by round %s, median %.2f×", rounds, m)
 		}
-		fmt.Printf("- end to end %s, sesh-memstore ÷ net/http = %s (target ≥ %.2f×%s): %s\n", t.wl, ratio(s, n), t.min, floor, mark(s/n >= t.min, !nan(s/n)))
+		fmt.Printf("- end to end %s, sesh-memstore ÷ net/http = %s (target ≥ %.2f×%s): %s\n", t.wl, ratio(s, n), t.min, notes, mark(s/n >= t.min, !nan(s/n)))
 	}
 	// 3. Redis rmw vs scs+go-redis.
 	s, c := r.rps(workload.SeshRedis, "rmw"), r.rps(workload.SCSRedis, "rmw")
