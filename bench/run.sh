@@ -26,7 +26,8 @@
 # 127.0.0.1 (ports 6390-6399, stopped at the end) if one is installed;
 # REDIS=shared uses SESH_TEST_REDIS instead, or the server that
 # ../scripts/testservers.sh finds or starts; NO_REDIS=1 leaves the Redis
-# pairs out. PAIRS limits the pairs (space-separated). NICE=-5 (root)
+# pairs out. PAIRS limits the pairs and WORKLOADS the workloads
+# (space-separated). NICE=-5 (root)
 # runs the measured processes at a higher priority than other work on a
 # shared machine. wrk is the Debian
 # package (installed with apt-get when missing and root). No load goes
@@ -38,7 +39,7 @@ cd "$(dirname "$0")"
 : "${COUNT:=5}" "${BENCHTIME:=200ms}" "${MEM_N:=1000000}" "${STEPS:=load bench lost trips mem}"
 : "${PAIRS:=nethttp floor floor-sealed sesh-memstore scs-memstore gorilla-cookie gorilla-fs sesh-redis scs-goredis}"
 : "${OUT:=results/$(date -u +%Y%m%dT%H%M%SZ)}"
-WORKLOADS="rmw read new"
+: "${WORKLOADS:=rmw read new}"
 
 say() { echo "run.sh: $*" >&2; }
 # NICE runs the measured processes at that niceness (root may use a
