@@ -82,7 +82,7 @@ func (m *Manager) info(e Entry) SessionInfo {
 		si.Unreadable = true
 		return si
 	}
-	si.Created, si.LastSeen, si.AuthTime = rec.created, rec.lastSeen, rec.authTime
+	si.Created, si.LastSeen, si.AuthTime = rec.created.Time(), rec.lastSeen.Time(), rec.authTime.Time()
 	si.idle, si.abs = m.deadlines(rec)
 	si.IP, si.UserAgent, si.Remembered = rec.ip, rec.ua, rec.flags&flagRemembered != 0
 	return si

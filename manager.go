@@ -163,7 +163,7 @@ func (m *Manager) load(ctx context.Context, id sessionID, key Key) (loaded, load
 	idle, abs := m.deadlines(rec)
 	// A record last written in the future means the clock went back: a
 	// session must never outlive its deadlines that way.
-	future := rec.lastSeen.After(now.Add(maxClockSkew))
+	future := rec.lastSeen.Time().After(now.Add(maxClockSkew))
 	if future || !now.Before(idle) || !now.Before(abs) {
 		m.Report(ctx, Event{Kind: EventExpired, User: rec.user, Handle: handle(key)})
 		m.remove(ctx, key)
@@ -308,10 +308,35 @@ func (m *Manager) openValues(id sessionID, key Key, rec *record) error {
 	return nil
 }
 
+// sealBufs holds the buffers that records are sealed into. A store must
+// not keep Record.Data after Save returns (storetest checks that), so a
+// buffer goes back to the pool as soon as the Save it was given to has
+// returned. Each is a *[]byte, so that Get and Put allocate nothing.
+var sealBufs = sync.Pool{New: func() any { return new([]byte) }}
+
+// maxPooledSeal is the largest buffer put back into sealBufs: a rare
+// large session does not pin its buffer for every later small one.
+const maxPooledSeal = 4 << 10
+
+// getSealBuf returns a buffer for [Manager.seal]; give it back with
+// putSealBuf once the store has returned from the Save of what was sealed
+// into it.
+func getSealBuf() *[]byte { return sealBufs.Get().(*[]byte) }
+
+// putSealBuf returns buf to the pool. The caller must not use what was
+// sealed into it afterwards.
+func putSealBuf(buf *[]byte) {
+	if cap(*buf) <= maxPooledSeal {
+		sealBufs.Put(buf)
+	}
+}
+
 // seal encodes and seals rec for the session id, whose store key is key,
-// refusing oversized records. In bound mode the values are sealed first
-// under a key that also depends on id.
-func (m *Manager) seal(id sessionID, key Key, rec *record, version uint64) (Record, error) {
+// into buf (from getSealBuf, grown if needed), refusing oversized records.
+// The returned Record.Data is in *buf: it is valid until buf is reused.
+// In bound mode the values are sealed first under a key that also depends
+// on id.
+func (m *Manager) seal(buf *[]byte, id sessionID, key Key, rec *record, version uint64) (Record, error) {
 	enc := rec
 	if m.cfg.BindDataToID {
 		vals := appendValues(make([]byte, 0, rec.encodedSize()), rec.values)
@@ -324,12 +349,14 @@ func (m *Manager) seal(id sessionID, key Key, rec *record, version uint64) (Reco
 		enc = &cp
 	}
 	// Encode after room for the envelope's header and seal in place.
-	buf := make([]byte, seal.HeaderSize, enc.encodedSize()+seal.Overhead)
-	pt := enc.appendEncode(buf)[seal.HeaderSize:]
+	if need := enc.encodedSize() + seal.Overhead; cap(*buf) < need {
+		*buf = make([]byte, 0, need)
+	}
+	pt := enc.appendEncode((*buf)[:seal.HeaderSize])[seal.HeaderSize:]
 	if len(pt) > m.cfg.MaxSize {
 		return Record{}, fmt.Errorf("%w: session data is %d bytes, limit %d", ErrTooLarge, len(pt), m.cfg.MaxSize)
 	}
-	data, err := m.box.Seal(buf[:0], pt, key[:])
+	data, err := m.box.Seal((*buf)[:0], pt, key[:])
 	if err != nil {
 		return Record{}, err
 	}
@@ -345,7 +372,7 @@ func (m *Manager) deadlines(rec *record) (idle, abs time.Time) {
 	if rec.absolute > 0 && rec.absolute < at {
 		at = rec.absolute
 	}
-	return rec.lastSeen.Add(it), rec.created.Add(at)
+	return rec.lastSeen.Time().Add(it), rec.created.Time().Add(at)
 }
 
 // expires returns the earlier of rec's deadlines.

@@ -34,9 +34,9 @@ var errCorrupt = errors.New("sesh: corrupt session record")
 
 // record is the decoded content of a session.
 type record struct {
-	created  time.Time
-	lastSeen time.Time
-	authTime time.Time // zero when not authenticated
+	created  msTime
+	lastSeen msTime
+	authTime msTime // zero when not authenticated
 	idle     time.Duration
 	absolute time.Duration
 	flags    uint64
@@ -81,6 +81,16 @@ func (vs values) get(k string) ([]byte, bool) {
 	return nil, false
 }
 
+// msTime is an instant of a record: Unix milliseconds, the precision
+// records are stored with, or 0 for the zero time. It takes a third of
+// the room of a time.Time.
+type msTime uint64
+
+func toMS(t time.Time) msTime { return msTime(unixMilli(t)) }
+
+// Time returns t as a time.Time, zero for 0.
+func (t msTime) Time() time.Time { return fromUnixMilli(uint64(t)) }
+
 func unixMilli(t time.Time) uint64 {
 	if t.IsZero() {
 		return 0
@@ -111,9 +121,9 @@ func (r *record) encodedSize() int {
 // appendEncode appends the encoding of r to dst.
 func (r *record) appendEncode(dst []byte) []byte {
 	dst = append(dst, recordFormat)
-	dst = binary.AppendUvarint(dst, unixMilli(r.created))
-	dst = binary.AppendUvarint(dst, unixMilli(r.lastSeen))
-	dst = binary.AppendUvarint(dst, unixMilli(r.authTime))
+	dst = binary.AppendUvarint(dst, uint64(r.created))
+	dst = binary.AppendUvarint(dst, uint64(r.lastSeen))
+	dst = binary.AppendUvarint(dst, uint64(r.authTime))
 	dst = binary.AppendUvarint(dst, uint64(max(r.idle, 0)/time.Millisecond))
 	dst = binary.AppendUvarint(dst, uint64(max(r.absolute, 0)/time.Millisecond))
 	dst = binary.AppendUvarint(dst, r.flags)
@@ -203,13 +213,15 @@ func (d *decoder) millis() time.Duration {
 	return time.Duration(v) * time.Millisecond
 }
 
-func (d *decoder) instant() time.Time {
+func (d *decoder) instant() time.Time { return d.ms().Time() }
+
+func (d *decoder) ms() msTime {
 	v := d.uvarint()
 	if v > 1<<53 { // far beyond any real date; keeps time arithmetic safe
 		d.err = true
-		return time.Time{}
+		return 0
 	}
-	return fromUnixMilli(v)
+	return msTime(v)
 }
 
 // decodeRecord parses b. The values of the result alias b, which the
@@ -221,9 +233,9 @@ func decodeRecord(b []byte) (*record, error) {
 	d := newDecoder(b)
 	d.off = 1
 	r := &record{}
-	r.created = d.instant()
-	r.lastSeen = d.instant()
-	r.authTime = d.instant()
+	r.created = d.ms()
+	r.lastSeen = d.ms()
+	r.authTime = d.ms()
 	r.idle = d.millis()
 	r.absolute = d.millis()
 	r.flags = d.uvarint()
@@ -236,7 +248,7 @@ func decodeRecord(b []byte) (*record, error) {
 	} else {
 		r.values = d.values(r.inline[:0])
 	}
-	if d.err || d.rest() != 0 || r.created.IsZero() {
+	if d.err || d.rest() != 0 || r.created == 0 {
 		return nil, errCorrupt
 	}
 	return r, nil

@@ -12,9 +12,9 @@ import (
 
 func sampleRecord() *record {
 	return &record{
-		created:  time.UnixMilli(1_700_000_000_000),
-		lastSeen: time.UnixMilli(1_700_000_100_000),
-		authTime: time.UnixMilli(1_700_000_050_000),
+		created:  1_700_000_000_000,
+		lastSeen: 1_700_000_100_000,
+		authTime: 1_700_000_050_000,
 		idle:     time.Minute,
 		absolute: time.Hour,
 		flags:    flagRemembered,
@@ -43,7 +43,7 @@ func TestRecordRoundTrip(t *testing.T) {
 	if !bytes.Equal(got.appendEncode(nil), b) {
 		t.Fatal("re-encoding differs")
 	}
-	if got.user != "alice" || !got.authTime.Equal(r.authTime) || got.idle != time.Minute || len(got.values) != 4 {
+	if got.user != "alice" || got.authTime != r.authTime || got.idle != time.Minute || len(got.values) != 4 {
 		t.Fatalf("got %+v", got)
 	}
 }
@@ -57,7 +57,7 @@ func TestRecordDecodeRejects(t *testing.T) {
 		"huge count": {1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x0f},
 		"zero created": func() []byte {
 			r := sampleRecord()
-			r.created = time.Time{}
+			r.created = 0
 			return r.appendEncode(nil)
 		}(),
 	}
@@ -276,7 +276,7 @@ func TestApplyChanges(t *testing.T) {
 				t.Fatalf("base changed: %q, was %q", tc.base, before)
 			}
 			// The encoding of the result decodes to the same list.
-			enc := (&record{created: time.UnixMilli(1), values: got}).appendEncode(nil)
+			enc := (&record{created: 1, values: got}).appendEncode(nil)
 			dec, err := decodeRecord(enc)
 			if err != nil || len(dec.values) != len(got) {
 				t.Fatalf("decode: %v, %d values", err, len(dec.values))

@@ -226,7 +226,7 @@ func (s *Session) Remembered() bool {
 // its cookie. The token carries the session's device ID, so revoking the
 // session revokes the token too.
 func (s *Session) issueToken(ctx context.Context, hdr http.Header, rec *record) error {
-	user, authTime := rec.user, rec.authTime
+	user, authTime := rec.user, rec.authTime.Time()
 	m := s.m
 	sel, err := randomBytes(selectorBytes)
 	if err != nil {
@@ -375,11 +375,13 @@ func (s *Session) restoreSession(ctx context.Context, t *rememberToken, now time
 		return id, nil, err
 	}
 	rec := &record{
-		created: now, lastSeen: now, authTime: t.created, flags: flagRemembered,
+		created: toMS(now), lastSeen: toMS(now), authTime: toMS(t.created), flags: flagRemembered,
 		user: t.user, ip: s.m.clientIP(s.req).String(), ua: userAgent(s.req), device: t.device,
 	}
 	key := id.storeKey()
-	sr, err := s.m.seal(id, key, rec, 1)
+	buf := getSealBuf()
+	defer putSealBuf(buf)
+	sr, err := s.m.seal(buf, id, key, rec, 1)
 	if err != nil {
 		return id, nil, err
 	}

@@ -31,7 +31,6 @@ type Session struct {
 	state  sessState
 	failed error // sticky load failure
 
-	candBuf    [maxCandidates]sessionID
 	rw         responseWriter // allocated with the session
 	ctx        requestCtx     // the request's context, with the session in it
 	rnd        [idBytes]byte  // scratch for random IDs; used under mu
@@ -191,7 +190,8 @@ func (s *Session) ensure() bool {
 // loadLocked finds the live session among the request's cookies.
 func (s *Session) loadLocked() error {
 	m := s.m
-	cands := m.candidates(s.req, s.candBuf[:0])
+	var candBuf [maxCandidates]sessionID
+	cands := m.candidates(s.req, candBuf[:0])
 	if len(cands) == 0 {
 		return s.restoreLocked()
 	}
@@ -823,12 +823,14 @@ func (s *Session) User() string {
 }
 
 // Created returns when the session was created; zero for a new session.
-func (s *Session) Created() time.Time { return s.meta(func(r *record) time.Time { return r.created }) }
+func (s *Session) Created() time.Time {
+	return s.meta(func(r *record) time.Time { return r.created.Time() })
+}
 
 // LastSeen returns the previous activity recorded for the session; zero
 // for a new session.
 func (s *Session) LastSeen() time.Time {
-	return s.meta(func(r *record) time.Time { return r.lastSeen })
+	return s.meta(func(r *record) time.Time { return r.lastSeen.Time() })
 }
 
 // AuthTime returns when the user last authenticated in this session; zero
@@ -843,7 +845,7 @@ func (s *Session) AuthTime() time.Time {
 		return s.authTime
 	}
 	if s.rec != nil {
-		return s.rec.authTime
+		return s.rec.authTime.Time()
 	}
 	return time.Time{}
 }
@@ -894,14 +896,14 @@ func (s *Session) apply(base *record, now time.Time) *record {
 			old = base.values
 		}
 	} else {
-		next.created = now
+		next.created = toMS(now)
 		next.ip = s.m.clientIP(s.req).String()
 		next.ua = userAgent(s.req)
 		next.device = newDeviceID(&s.rnd)
 	}
 	next.values = s.changes.applyTo(old, next.inline[:0])
 	if s.userSet {
-		next.user, next.authTime = s.user, s.authTime
+		next.user, next.authTime = s.user, toMS(s.authTime)
 	}
 	if s.flagsSet {
 		next.flags = s.flags
@@ -912,7 +914,7 @@ func (s *Session) apply(base *record, now time.Time) *record {
 	if s.newIP != "" {
 		next.ip = s.newIP
 	}
-	next.lastSeen = now
+	next.lastSeen = toMS(now)
 	return next
 }
 
@@ -963,7 +965,7 @@ func (s *Session) commit(headersSent bool, status int) error {
 		return nil
 	}
 	if !s.dirty() && len(s.retire) == 0 && !s.logout &&
-		(s.version == 0 || s.m.now().Sub(s.rec.lastSeen) < s.m.cfg.TouchInterval) {
+		(s.version == 0 || s.m.now().Sub(s.rec.lastSeen.Time()) < s.m.cfg.TouchInterval) {
 		return nil // nothing to write: no context, no store call
 	}
 	ctx, cancel := s.m.storeCtx(context.WithoutCancel(s.req.Context()))
@@ -979,7 +981,7 @@ func (s *Session) commitLocked(ctx context.Context, hdr http.Header) error {
 		if s.dirty() {
 			return s.saveLive(ctx, now, false)
 		}
-		if now.Sub(s.rec.lastSeen) >= m.cfg.TouchInterval {
+		if now.Sub(s.rec.lastSeen.Time()) >= m.cfg.TouchInterval {
 			return s.saveLive(ctx, now, true)
 		}
 		return nil
@@ -1076,11 +1078,14 @@ func (s *Session) create(ctx context.Context, next *record, hdr http.Header) (bo
 			return false, err
 		}
 		key := id.storeKey()
-		sr, err := s.m.seal(id, key, next, 1)
+		buf := getSealBuf()
+		sr, err := s.m.seal(buf, id, key, next, 1)
 		if err != nil {
+			putSealBuf(buf)
 			return false, err
 		}
 		err = s.m.store.Save(ctx, key, sr, 0)
+		putSealBuf(buf)
 		if errors.Is(err, ErrConflict) {
 			continue // a 2^-256 event, or a broken random source
 		}
@@ -1105,11 +1110,14 @@ func (s *Session) saveLive(ctx context.Context, now time.Time, touch bool) error
 	m := s.m
 	for attempt := 0; ; attempt++ {
 		next := s.apply(s.rec, now)
-		sr, err := m.seal(s.id, s.key, next, s.version+1)
+		buf := getSealBuf()
+		sr, err := m.seal(buf, s.id, s.key, next, s.version+1)
 		if err != nil {
+			putSealBuf(buf)
 			return err
 		}
 		err = m.store.Save(ctx, s.key, sr, s.version)
+		putSealBuf(buf)
 		if err == nil {
 			s.rec, s.version = next, s.version+1
 			s.resetPending()

@@ -110,9 +110,9 @@ func (m *Manager) Sessions(ctx context.Context, user string) ([]Device, error) {
 		r := us.rec
 		out = append(out, Device{
 			Handle:     handle(us.key),
-			Created:    r.created,
-			LastSeen:   r.lastSeen,
-			AuthTime:   r.authTime,
+			Created:    r.created.Time(),
+			LastSeen:   r.lastSeen.Time(),
+			AuthTime:   r.authTime.Time(),
 			IP:         r.ip,
 			UserAgent:  r.ua,
 			Current:    hasCur && us.key == cur,
