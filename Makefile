@@ -15,12 +15,14 @@ STATICCHECK := go tool -modfile=$(CURDIR)/tools/go.mod staticcheck
 test: deps-check
 	@bash scripts/testservers.sh run -- $(MAKE) --no-print-directory test-modules
 
-## test-modules: the tests alone, with whatever SESH_TEST_* servers are set
+## test-modules: the tests alone, with whatever SESH_TEST_* servers are set;
+## then the core's allocation tests, which only count without -race
 test-modules:
 	@set -e; for m in $(MODULES); do \
 		echo "== $$m"; \
 		(cd $$m && $(GOTEST) -race -count=1 $(TESTFLAGS) ./...); \
 	done
+	@echo "== allocations (no -race)"; $(GOTEST) -count=1 $(TESTFLAGS) -run 'Allocs' . ./seal
 
 ## deps-check: the core module requires nothing
 deps-check:

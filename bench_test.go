@@ -11,7 +11,7 @@ import (
 
 // benchApp is the workload of the bench module: read, read-modify-write
 // and new sessions, on the memory store, through the whole middleware.
-func benchApp(b *testing.B) (http.Handler, *http.Cookie) {
+func benchApp(b testing.TB) (http.Handler, *http.Cookie) {
 	b.Helper()
 	m, err := sesh.New(memstore.New(), sesh.Config{Keys: testRing(b)})
 	if err != nil {
