@@ -25,54 +25,58 @@ type Session struct {
 	req *http.Request
 	w   *responseWriter
 
-	detached bool // no middleware: every access fails with ErrNoMiddleware; never changes
-
 	mu     sync.Mutex
-	state  sessState
 	failed error // sticky load failure
 
-	rw         responseWriter // allocated with the session
-	ctx        requestCtx     // the request's context, with the session in it
-	rnd        [idBytes]byte  // scratch for random IDs; used under mu
-	arena      []byte         // values encoded by setScalar; append-only
-	presented  bool           // the request carried a session cookie
-	id         sessionID      // ID of the live session, valid when version > 0
-	key        Key
-	rec        *record // last known content; nil when there is no live record
-	version    uint64  // 0: no live record under key
-	gone       bool    // the presented ID was destroyed or renewed moments ago
-	exclusive  bool
-	unlock     func(context.Context) error
-	sentCookie bool // this request's response carries the session cookie
+	rw      responseWriter // allocated with the session
+	ctx     requestCtx     // the request's context, with the session in it
+	rnd     [idBytes]byte  // scratch for random IDs; used under mu
+	arena   []byte         // values encoded by setScalar; append-only
+	id      sessionID      // ID of the live session, valid when version > 0
+	key     Key
+	rec     *record // last known content; nil when there is no live record
+	version uint64  // 0: no live record under key
+	unlock  func(context.Context) error
 
 	// Pending changes, re-applied to the newest version on conflict.
-	changes     changeSet
-	cleared     bool
-	userSet     bool
-	user        string
-	authTime    time.Time
-	flagsSet    bool
-	flags       uint64
-	timeoutsSet bool
-	idle        time.Duration
-	absolute    time.Duration
-	renew       bool // save under a fresh ID and retire the current one
-	retire      []Key
-	logout      bool // the retirement is a logout
-	rememberNew bool // issue a remember-me token at commit
+	changes  changeSet
+	user     string
+	authTime time.Time
+	flags    uint64
+	idle     time.Duration
+	absolute time.Duration
+	retire   []Key
 
 	// A session restored from a remember-me token, to deliver at commit.
-	deliver         bool
 	deliverRemember string
 	rememberExpires time.Time
 	delivered       []string // Set-Cookie values that an error response keeps
-	clearSite       bool     // an error response keeps Clear-Site-Data
-	dropRemember    bool     // clear a useless remember-me cookie
 	newIP           string   // the session moved to this network (PolicyLog)
 
 	// Flash state of this request.
 	flashNow []Message
 	popped   map[string]Message // flash keys consumed by this request
+
+	// The flags of the groups above, together here so that the struct,
+	// allocated for every request, has no padding between them.
+	detached   bool // no middleware: every access fails with ErrNoMiddleware; never changes
+	state      sessState
+	presented  bool // the request carried a session cookie
+	gone       bool // the presented ID was destroyed or renewed moments ago
+	exclusive  bool
+	sentCookie bool // this request's response carries the session cookie
+	// pending changes
+	cleared     bool
+	userSet     bool
+	flagsSet    bool
+	timeoutsSet bool
+	renew       bool // save under a fresh ID and retire the current one
+	logout      bool // the retirement is a logout
+	rememberNew bool // issue a remember-me token at commit
+	// remember-me delivery
+	deliver      bool
+	clearSite    bool // an error response keeps Clear-Site-Data
+	dropRemember bool // clear a useless remember-me cookie
 }
 
 type sessState uint8
