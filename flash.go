@@ -51,7 +51,8 @@ func (f Flash) Now(kind, text string) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.flashNow = append(s.flashNow, Message{Kind: kind, Text: text})
+	x := s.extra()
+	x.flashNow = append(x.flashNow, Message{Kind: kind, Text: text})
 }
 
 func decodeMessage(v []byte) Message {
@@ -89,9 +90,11 @@ func (f Flash) Peek(kinds ...string) []Message {
 		return nil
 	}
 	_, msgs := s.storedFlash(kinds)
-	for _, m := range s.flashNow {
-		if matchKind(kinds, m.Kind) {
-			msgs = append(msgs, m)
+	if s.x != nil {
+		for _, m := range s.x.flashNow {
+			if matchKind(kinds, m.Kind) {
+				msgs = append(msgs, m)
+			}
 		}
 	}
 	return msgs
@@ -115,12 +118,13 @@ func (f Flash) Pop(kinds ...string) []Message {
 	keys, _ := s.storedFlash(kinds)
 	var out []Message
 	if len(keys) > 0 {
-		if s.popped == nil {
-			s.popped = make(map[string]Message)
+		x := s.extra()
+		if x.popped == nil {
+			x.popped = make(map[string]Message)
 		}
 		for _, k := range keys {
 			v, _ := s.value(k)
-			s.popped[k] = decodeMessage(v)
+			x.popped[k] = decodeMessage(v)
 			s.setChange(k, change{del: true})
 		}
 		if s.version > 0 && !s.renew && len(s.retire) == 0 {
@@ -129,12 +133,12 @@ func (f Flash) Pop(kinds ...string) []Message {
 			cancel()
 			if err != nil {
 				s.failed = err
-				s.popped = nil
+				s.dropPopped()
 				return f.takeNow(kinds)
 			}
 		}
 		for _, k := range keys {
-			if m, ok := s.popped[k]; ok {
+			if m, ok := s.x.popped[k]; ok {
 				out = append(out, m)
 			}
 		}
@@ -146,16 +150,19 @@ func (f Flash) Pop(kinds ...string) []Message {
 // kinds. The caller holds s.mu.
 func (f Flash) takeNow(kinds []string) []Message {
 	s := f.s
+	if s.x == nil {
+		return nil
+	}
 	var out []Message
-	rest := s.flashNow[:0]
-	for _, m := range s.flashNow {
+	rest := s.x.flashNow[:0]
+	for _, m := range s.x.flashNow {
 		if matchKind(kinds, m.Kind) {
 			out = append(out, m)
 		} else {
 			rest = append(rest, m)
 		}
 	}
-	s.flashNow = rest
+	s.x.flashNow = rest
 	return out
 }
 
@@ -167,8 +174,9 @@ func (f Flash) Keep(kinds ...string) {
 		return
 	}
 	s.mu.Lock()
-	keys := make([]string, 0, len(s.popped))
-	for k, m := range s.popped {
+	x := s.extra()
+	keys := make([]string, 0, len(x.popped))
+	for k, m := range x.popped {
 		if matchKind(kinds, m.Kind) {
 			keys = append(keys, k)
 		}
@@ -176,8 +184,8 @@ func (f Flash) Keep(kinds ...string) {
 	slices.Sort(keys)
 	var msgs []Message
 	for _, k := range keys {
-		msgs = append(msgs, s.popped[k])
-		delete(s.popped, k)
+		msgs = append(msgs, x.popped[k])
+		delete(x.popped, k)
 	}
 	s.mu.Unlock()
 	for _, m := range msgs {

@@ -75,7 +75,7 @@ func (s *Session) makeExclusive() error {
 		return nil
 	case s.failed != nil:
 		return s.failed
-	case s.dirty() || len(s.retire) > 0 || len(s.popped) > 0:
+	case s.dirty() || len(s.retire) > 0 || (s.x != nil && len(s.x.popped) > 0):
 		return errors.New("sesh: Exclusive after the session was changed")
 	case s.deliver:
 		// Restored from a remember-me token by this request: lock it and
@@ -83,7 +83,8 @@ func (s *Session) makeExclusive() error {
 		return s.lockAdopted()
 	}
 	s.state = sessUnloaded
-	s.presented, s.id, s.key, s.rec, s.version, s.gone, s.newIP = false, sessionID{}, Key{}, nil, 0, false, ""
+	s.presented, s.id, s.key, s.rec, s.version, s.gone = false, sessionID{}, Key{}, nil, 0, false
+	s.setNewIP("")
 	s.dropRemember = false
 	return nil
 }
@@ -92,8 +93,8 @@ func (s *Session) makeExclusive() error {
 type responseWriter struct {
 	http.ResponseWriter
 	s           *Session
-	wroteHeader bool
 	status      int
+	wroteHeader bool
 	aborted     bool // the error handler answered; next's output is dropped
 }
 
@@ -122,8 +123,10 @@ func (w *responseWriter) start(status int) bool {
 	h := w.Header()
 	clear(h)
 	s.mu.Lock()
-	for _, c := range s.delivered {
-		h.Add("Set-Cookie", c) // a restored session must reach the browser
+	if s.x != nil {
+		for _, c := range s.x.delivered {
+			h.Add("Set-Cookie", c) // a restored session must reach the browser
+		}
 	}
 	if s.clearSite {
 		h.Set("Clear-Site-Data", s.m.cfg.ClearSiteData)

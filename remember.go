@@ -194,8 +194,9 @@ func (s *Session) deliverCookies(hdr http.Header) {
 		s.deliver = false
 		_, abs := m.deadlines(s.rec)
 		sc := m.cookie(s.id.encode(), abs)
-		rc := m.rememberCookie(s.deliverRemember, s.rememberExpires)
-		s.delivered = []string{sc.String(), rc.String()}
+		x := s.extra()
+		rc := m.rememberCookie(x.deliverRemember, x.rememberExpires)
+		x.delivered = []string{sc.String(), rc.String()}
 		setCookie(hdr, sc)
 		setCookie(hdr, rc)
 		s.sentCookie = true
@@ -398,7 +399,9 @@ func (s *Session) restoreSession(ctx context.Context, t *rememberToken, now time
 func (s *Session) adopt(id sessionID, rec *record, version uint64, remember string, expires time.Time) {
 	s.id, s.key, s.rec, s.version = id, id.storeKey(), rec, version
 	s.gone = false
-	s.deliver, s.deliverRemember, s.rememberExpires = true, remember, expires
+	s.deliver = true
+	x := s.extra()
+	x.deliverRemember, x.rememberExpires = remember, expires
 }
 
 // revokeTokens deletes every remember-me token of user.

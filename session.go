@@ -41,21 +41,13 @@ type Session struct {
 	// Pending changes, re-applied to the newest version on conflict.
 	changes  changeSet
 	user     string
-	authTime time.Time
+	authTime msTime
 	flags    uint64
 	idle     time.Duration
 	absolute time.Duration
 	retire   []Key
 
-	// A session restored from a remember-me token, to deliver at commit.
-	deliverRemember string
-	rememberExpires time.Time
-	delivered       []string // Set-Cookie values that an error response keeps
-	newIP           string   // the session moved to this network (PolicyLog)
-
-	// Flash state of this request.
-	flashNow []Message
-	popped   map[string]Message // flash keys consumed by this request
+	x *sessionExtra // what most requests never use; see extra
 
 	// The flags of the groups above, together here so that the struct,
 	// allocated for every request, has no padding between them.
@@ -77,6 +69,55 @@ type Session struct {
 	deliver      bool
 	clearSite    bool // an error response keeps Clear-Site-Data
 	dropRemember bool // clear a useless remember-me cookie
+}
+
+// sessionExtra is the state of a Session that most requests never use,
+// kept apart so that the Session, allocated for every request, stays
+// small (see TestSizes). Session.extra allocates it; s.x == nil reads as
+// its zero value.
+type sessionExtra struct {
+	newIP string // the session moved to this network (PolicyLog)
+
+	// A session restored from a remember-me token, to deliver at commit.
+	deliverRemember string
+	rememberExpires time.Time
+	delivered       []string // Set-Cookie values that an error response keeps
+
+	// Flash state of this request.
+	flashNow []Message
+	popped   map[string]Message // flash keys consumed by this request
+}
+
+// extra returns s.x, allocated if it was not. The caller holds s.mu.
+func (s *Session) extra() *sessionExtra {
+	if s.x == nil {
+		s.x = new(sessionExtra)
+	}
+	return s.x
+}
+
+// newIP returns the network the session moved to, if any (PolicyLog).
+// The caller holds s.mu.
+func (s *Session) newIP() string {
+	if s.x == nil {
+		return ""
+	}
+	return s.x.newIP
+}
+
+// setNewIP sets what newIP returns. The caller holds s.mu.
+func (s *Session) setNewIP(ip string) {
+	if ip != "" || s.x != nil {
+		s.extra().newIP = ip
+	}
+}
+
+// dropPopped forgets the flash messages this request popped. The caller
+// holds s.mu.
+func (s *Session) dropPopped() {
+	if s.x != nil {
+		s.x.popped = nil
+	}
 }
 
 type sessState uint8
@@ -262,7 +303,8 @@ func (s *Session) loadLocked() error {
 		s.key = Key{}
 		return nil
 	}
-	s.rec, s.version, s.newIP = found.rec, found.version, newIP
+	s.rec, s.version = found.rec, found.version
+	s.setNewIP(newIP)
 	return nil
 }
 
@@ -767,7 +809,8 @@ func (s *Session) Destroy() {
 	s.rec, s.version = nil, 0
 	s.changes, s.cleared = nil, false
 	s.userSet, s.flagsSet, s.timeoutsSet, s.renew = false, false, false, false
-	s.popped, s.newIP = nil, ""
+	s.dropPopped()
+	s.setNewIP("")
 	// A session restored by this request and destroyed at once needs no
 	// cookie; Logout clears the remember-me cookie itself.
 	s.deliver = false
@@ -789,11 +832,12 @@ func (s *Session) Login(user string) {
 		cur = s.rec.user
 	}
 	if cur != "" && cur != user {
-		s.cleared, s.changes, s.popped = true, nil, nil
+		s.cleared, s.changes = true, nil
+		s.dropPopped()
 	}
 	s.renew = true
 	s.dropSecrets()
-	s.userSet, s.user, s.authTime = true, user, s.m.now()
+	s.userSet, s.user, s.authTime = true, user, toMS(s.m.now())
 	s.flagsSet, s.flags = true, 0
 }
 
@@ -846,7 +890,7 @@ func (s *Session) AuthTime() time.Time {
 		return time.Time{}
 	}
 	if s.userSet {
-		return s.authTime
+		return s.authTime.Time()
 	}
 	if s.rec != nil {
 		return s.rec.authTime.Time()
@@ -887,7 +931,7 @@ func (s *Session) SetTimeouts(idle, absolute time.Duration) {
 
 // dirty reports whether the session has changes to save. Caller holds mu.
 func (s *Session) dirty() bool {
-	return len(s.changes) > 0 || s.cleared || s.userSet || s.flagsSet || s.timeoutsSet || s.renew || s.newIP != ""
+	return len(s.changes) > 0 || s.cleared || s.userSet || s.flagsSet || s.timeoutsSet || s.renew || s.newIP() != ""
 }
 
 // apply returns base with the pending changes applied, as of now.
@@ -907,7 +951,7 @@ func (s *Session) apply(base *record, now time.Time) *record {
 	}
 	next.values = s.changes.applyTo(old, next.inline[:0])
 	if s.userSet {
-		next.user, next.authTime = s.user, toMS(s.authTime)
+		next.user, next.authTime = s.user, s.authTime
 	}
 	if s.flagsSet {
 		next.flags = s.flags
@@ -915,8 +959,8 @@ func (s *Session) apply(base *record, now time.Time) *record {
 	if s.timeoutsSet {
 		next.idle, next.absolute = s.idle, s.absolute
 	}
-	if s.newIP != "" {
-		next.ip = s.newIP
+	if ip := s.newIP(); ip != "" {
+		next.ip = ip
 	}
 	next.lastSeen = toMS(now)
 	return next
@@ -925,7 +969,8 @@ func (s *Session) apply(base *record, now time.Time) *record {
 func (s *Session) resetPending() {
 	s.changes, s.cleared = nil, false
 	s.userSet, s.flagsSet, s.timeoutsSet, s.renew = false, false, false, false
-	s.retire, s.logout, s.newIP, s.rememberNew = nil, false, "", false
+	s.retire, s.logout, s.rememberNew = nil, false, false
+	s.setNewIP("")
 }
 
 // hasContent reports whether a record is worth storing.
@@ -1038,7 +1083,8 @@ func (s *Session) commitLocked(ctx context.Context, hdr http.Header) error {
 					// told to forget it; the error response reports the
 					// failure, and carries these cookies.
 					setCookie(hdr, m.cookie("", time.Time{}))
-					s.delivered = append(s.delivered, hdr.Values("Set-Cookie")...)
+					x := s.extra()
+					x.delivered = append(x.delivered, hdr.Values("Set-Cookie")...)
 					s.clearSite = logout && m.cfg.ClearSiteData != "-"
 				}
 				m.cfg.Logger.LogAttrs(ctx, slog.LevelError, "sesh: session could not be deleted; it stays valid until it expires",
@@ -1147,18 +1193,21 @@ func (s *Session) saveLive(ctx context.Context, now time.Time, touch bool) error
 		if st != stateLive {
 			s.rec, s.version = nil, 0
 			s.resetPending()
-			s.popped = nil
+			s.dropPopped()
 			return ErrSessionGone
 		}
 		s.rec, s.version = l.rec, l.version
 		// Flash messages this request popped but another request popped
 		// first are not this request's to show.
-		for k := range s.popped {
+		if s.x == nil {
+			continue
+		}
+		for k := range s.x.popped {
 			if c, pending := s.changes.get(k); !pending || !c.del {
 				continue
 			}
 			if _, ok := l.rec.values.get(k); !ok {
-				delete(s.popped, k)
+				delete(s.x.popped, k)
 				s.changes.remove(k)
 			}
 		}
