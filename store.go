@@ -48,7 +48,9 @@ const (
 // Expires for server-side expiry and sweeping, User for the user index.
 type Record struct {
 	// Data is the sealed record. Stores must return exactly the bytes they
-	// were given and must not retain the slice after Save returns.
+	// were given and must not retain the slice after Save returns: the
+	// manager seals the next record into the same buffer. A store that
+	// hands the data to another goroutine copies it first.
 	Data []byte
 	// Version is positive and grows by at least one with every save.
 	Version uint64
