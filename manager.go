@@ -308,34 +308,41 @@ func (m *Manager) openValues(id sessionID, key Key, rec *record) error {
 	return nil
 }
 
-// sealBufs holds the buffers that records are sealed into. A store must
-// not keep Record.Data after Save returns (storetest checks that), so a
-// buffer goes back to the pool as soon as the Save it was given to has
-// returned. Each is a *[]byte, so that Get and Put allocate nothing.
+// sealBufs holds the buffers that sealSave seals records into. A store
+// must not keep Record.Data after Save returns (storetest checks that),
+// so a buffer goes back to the pool as soon as Save has returned. Each is
+// a *[]byte, so that Get and Put allocate nothing.
 var sealBufs = sync.Pool{New: func() any { return new([]byte) }}
 
 // maxPooledSeal is the largest buffer put back into sealBufs: a rare
 // large session does not pin its buffer for every later small one.
 const maxPooledSeal = 4 << 10
 
-// getSealBuf returns a buffer for [Manager.seal]; give it back with
-// putSealBuf once the store has returned from the Save of what was sealed
-// into it.
-func getSealBuf() *[]byte { return sealBufs.Get().(*[]byte) }
-
-// putSealBuf returns buf to the pool. The caller must not use what was
-// sealed into it afterwards.
-func putSealBuf(buf *[]byte) {
-	if cap(*buf) <= maxPooledSeal {
-		sealBufs.Put(buf)
+// sealSave seals rec for the session id (see seal) and saves it under
+// key, its store key, with compare-and-set on prev. A sealing error, such
+// as ErrTooLarge, is returned as it is; a store error is wrapped in
+// ErrStoreUnavailable (ErrConflict stays visible to errors.Is).
+func (m *Manager) sealSave(ctx context.Context, id sessionID, key Key, rec *record, version, prev uint64) error {
+	buf := sealBufs.Get().(*[]byte)
+	defer func() {
+		if cap(*buf) <= maxPooledSeal {
+			sealBufs.Put(buf)
+		}
+	}()
+	sr, err := m.seal(buf, id, key, rec, version)
+	if err != nil {
+		return err
 	}
+	if err := m.store.Save(ctx, key, sr, prev); err != nil {
+		return fmt.Errorf("%w: save: %w", ErrStoreUnavailable, err)
+	}
+	return nil
 }
 
 // seal encodes and seals rec for the session id, whose store key is key,
-// into buf (from getSealBuf, grown if needed), refusing oversized records.
-// The returned Record.Data is in *buf: it is valid until buf is reused.
-// In bound mode the values are sealed first under a key that also depends
-// on id.
+// into *buf (grown if needed), refusing oversized records. The returned
+// Record.Data is in *buf: it is valid until buf is reused. In bound mode
+// the values are sealed first under a key that also depends on id.
 func (m *Manager) seal(buf *[]byte, id sessionID, key Key, rec *record, version uint64) (Record, error) {
 	enc := rec
 	if m.cfg.BindDataToID {

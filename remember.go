@@ -379,17 +379,10 @@ func (s *Session) restoreSession(ctx context.Context, t *rememberToken, now time
 		created: toMS(now), lastSeen: toMS(now), authTime: toMS(t.created), flags: flagRemembered,
 		user: t.user, ip: s.m.clientIP(s.req).String(), ua: userAgent(s.req), device: t.device,
 	}
-	key := id.storeKey()
-	buf := getSealBuf()
-	defer putSealBuf(buf)
-	sr, err := s.m.seal(buf, id, key, rec, 1)
-	if err != nil {
-		return id, nil, err
-	}
 	sctx, cancel := s.m.storeCtx(ctx)
 	defer cancel()
-	if err := s.m.store.Save(sctx, key, sr, 0); err != nil {
-		return id, nil, fmt.Errorf("%w: save: %w", ErrStoreUnavailable, err)
+	if err := s.m.sealSave(sctx, id, id.storeKey(), rec, 1, 0); err != nil {
+		return id, nil, err
 	}
 	return id, rec, nil
 }

@@ -1128,19 +1128,12 @@ func (s *Session) create(ctx context.Context, next *record, hdr http.Header) (bo
 			return false, err
 		}
 		key := id.storeKey()
-		buf := getSealBuf()
-		sr, err := s.m.seal(buf, id, key, next, 1)
-		if err != nil {
-			putSealBuf(buf)
-			return false, err
-		}
-		err = s.m.store.Save(ctx, key, sr, 0)
-		putSealBuf(buf)
+		err = s.m.sealSave(ctx, id, key, next, 1, 0)
 		if errors.Is(err, ErrConflict) {
 			continue // a 2^-256 event, or a broken random source
 		}
 		if err != nil {
-			return false, fmt.Errorf("%w: save: %w", ErrStoreUnavailable, err)
+			return false, err
 		}
 		s.id, s.key, s.rec, s.version = id, key, next, 1
 		s.gone = false
@@ -1160,14 +1153,7 @@ func (s *Session) saveLive(ctx context.Context, now time.Time, touch bool) error
 	m := s.m
 	for attempt := 0; ; attempt++ {
 		next := s.apply(s.rec, now)
-		buf := getSealBuf()
-		sr, err := m.seal(buf, s.id, s.key, next, s.version+1)
-		if err != nil {
-			putSealBuf(buf)
-			return err
-		}
-		err = m.store.Save(ctx, s.key, sr, s.version)
-		putSealBuf(buf)
+		err := m.sealSave(ctx, s.id, s.key, next, s.version+1, s.version)
 		if err == nil {
 			s.rec, s.version = next, s.version+1
 			s.resetPending()
@@ -1178,7 +1164,7 @@ func (s *Session) saveLive(ctx context.Context, now time.Time, touch bool) error
 			return nil
 		}
 		if !errors.Is(err, ErrConflict) {
-			return fmt.Errorf("%w: save: %w", ErrStoreUnavailable, err)
+			return err
 		}
 		if touch {
 			return nil
