@@ -174,9 +174,12 @@ func (f Flash) Keep(kinds ...string) {
 		return
 	}
 	s.mu.Lock()
-	x := s.extra()
-	keys := make([]string, 0, len(x.popped))
-	for k, m := range x.popped {
+	var popped map[string]Message // nil when nothing was popped
+	if s.x != nil {
+		popped = s.x.popped
+	}
+	keys := make([]string, 0, len(popped))
+	for k, m := range popped {
 		if matchKind(kinds, m.Kind) {
 			keys = append(keys, k)
 		}
@@ -184,8 +187,8 @@ func (f Flash) Keep(kinds ...string) {
 	slices.Sort(keys)
 	var msgs []Message
 	for _, k := range keys {
-		msgs = append(msgs, x.popped[k])
-		delete(x.popped, k)
+		msgs = append(msgs, popped[k])
+		delete(popped, k)
 	}
 	s.mu.Unlock()
 	for _, m := range msgs {
