@@ -127,7 +127,7 @@ func (f Flash) Pop(kinds ...string) []Message {
 			x.popped[k] = decodeMessage(v)
 			s.setChange(k, change{del: true})
 		}
-		if s.version > 0 && !s.renew && len(s.retire) == 0 {
+		if s.version > 0 && !s.renew && len(s.retiring()) == 0 {
 			ctx, cancel := s.m.storeCtx(context.WithoutCancel(s.req.Context()))
 			err := s.saveLive(ctx, s.m.now(), false)
 			cancel()

@@ -24,14 +24,38 @@ var idEncoding = base64.RawURLEncoding.Strict()
 // sessionID is a raw 256-bit session ID. It never reaches a store or a log.
 type sessionID [idBytes]byte
 
-// newSessionID returns a random session ID, reading it through scratch,
-// which the caller keeps on the heap already (a local array would escape
-// through the io.Reader and cost an allocation on every new session).
-func newSessionID(scratch *[idBytes]byte) (sessionID, error) {
-	if _, err := io.ReadFull(randReader, scratch[:]); err != nil {
+// newSessionID returns a random session ID, taken from rnd.
+func newSessionID(rnd *randBuf) (sessionID, error) {
+	b, err := rnd.take(idBytes)
+	if err != nil {
 		return sessionID{}, fmt.Errorf("sesh: reading random session ID: %w", err)
 	}
-	return sessionID(*scratch), nil
+	return sessionID(b), nil
+}
+
+// randBuf hands out bytes read from randReader a block at a time, each
+// byte once, so that a new session's device ID and session ID cost one
+// read of the source instead of two. A Session keeps one on the heap
+// already (a local array would escape through the io.Reader and cost an
+// allocation). The zero value is empty.
+type randBuf struct {
+	b    [idBytes + deviceIDBytes + 4]byte
+	left uint8 // bytes at the end of b not handed out yet
+}
+
+// take returns the next n random bytes, n <= len(r.b), reading a new
+// block when fewer are left.
+func (r *randBuf) take(n int) ([]byte, error) {
+	if int(r.left) < n {
+		if _, err := io.ReadFull(randReader, r.b[:]); err != nil {
+			r.left = 0
+			return nil, err
+		}
+		r.left = uint8(len(r.b))
+	}
+	i := len(r.b) - int(r.left)
+	r.left -= uint8(n)
+	return r.b[i : i+n : i+n], nil
 }
 
 // parseSessionID decodes a cookie value. Anything but the exact canonical
@@ -62,12 +86,15 @@ func (id sessionID) String() string { return "REDACTED" }
 // LogValue implements [slog.LogValuer].
 func (id sessionID) LogValue() slog.Value { return slog.StringValue("REDACTED") }
 
+// deviceIDBytes is the size of a device ID: 96 bits.
+const deviceIDBytes = 12
+
 // newDeviceID returns a random ID naming one browser's sessions across
 // renewals, so that revoking a session can find its remember-me token.
-// It is not a credential. scratch is as for newSessionID.
-func newDeviceID(scratch *[idBytes]byte) string {
-	b := scratch[:12]
-	if _, err := io.ReadFull(randReader, b); err != nil {
+// It is not a credential: without a random source it is left out.
+func newDeviceID(rnd *randBuf) string {
+	b, err := rnd.take(deviceIDBytes)
+	if err != nil {
 		return ""
 	}
 	var s [16]byte

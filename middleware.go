@@ -2,6 +2,7 @@ package sesh
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"io"
 	"log/slog"
@@ -29,12 +30,23 @@ func (m *Manager) Handler(next http.Handler) http.Handler {
 		rw := &s.rw
 		rw.ResponseWriter, rw.s = w, s
 		s.ctx = requestCtx{r.Context(), s}
-		r = r.WithContext(&s.ctx)
-		s.req, s.w = r, rw
+		copyRequest(&s.r, r, &s.ctx)
+		s.req, s.w = &s.r, rw
 		defer s.release()
-		next.ServeHTTP(rw, r)
+		next.ServeHTTP(rw, s.req)
 		rw.finish()
 	})
+}
+
+// copyRequest sets *dst to a copy of r with ctx as its context, as
+// r.WithContext would return it, without the allocation of its own: the
+// middleware's copy lives in the Session. It is kept out of line because
+// where Handler is inlined, its closure's call to WithContext might not
+// be, and the Request would then escape to a heap allocation after all.
+//
+//go:noinline
+func copyRequest(dst, r *http.Request, ctx context.Context) {
+	*dst = *r.WithContext(ctx)
 }
 
 // Exclusive returns middleware that serialises requests on one session:
@@ -71,11 +83,11 @@ func (s *Session) makeExclusive() error {
 	defer s.mu.Unlock()
 	s.exclusive = true
 	switch {
-	case s.state == sessUnloaded || s.unlock != nil:
+	case s.state == sessUnloaded || s.locked():
 		return nil
 	case s.failed != nil:
 		return s.failed
-	case s.dirty() || len(s.retire) > 0 || (s.x != nil && len(s.x.popped) > 0):
+	case s.dirty() || len(s.retiring()) > 0 || (s.x != nil && len(s.x.popped) > 0):
 		return errors.New("sesh: Exclusive after the session was changed")
 	case s.deliver:
 		// Restored from a remember-me token by this request: lock it and

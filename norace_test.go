@@ -21,9 +21,9 @@ func TestAllocsPerRequest(t *testing.T) {
 		cookie bool
 		max    float64
 	}{
-		{"/read", true, 11},
-		{"/rmw", true, 19},
-		{"/new", false, 16},
+		{"/read", true, 10},
+		{"/rmw", true, 16},
+		{"/new", false, 15},
 	} {
 		req := httptest.NewRequest("GET", "https://example.com"+tc.path, nil)
 		if tc.cookie {

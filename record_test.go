@@ -102,7 +102,7 @@ func FuzzDecodeRecord(f *testing.F) {
 // FuzzParseSessionID: only canonical 43-character base64url of 32 bytes
 // parses, and parsing round-trips exactly.
 func FuzzParseSessionID(f *testing.F) {
-	id, _ := newSessionID(new([idBytes]byte))
+	id, _ := newSessionID(new(randBuf))
 	f.Add(id.encode())
 	f.Add("")
 	f.Add(strings.Repeat("A", 43))
@@ -120,7 +120,7 @@ func FuzzParseSessionID(f *testing.F) {
 }
 
 func TestSessionIDNeverPrints(t *testing.T) {
-	id, err := newSessionID(new([idBytes]byte))
+	id, err := newSessionID(new(randBuf))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,8 +140,65 @@ func TestRandomFailureFailsClosed(t *testing.T) {
 	old := randReader
 	randReader = failReader{}
 	defer func() { randReader = old }()
-	if _, err := newSessionID(new([idBytes]byte)); err == nil {
+	if _, err := newSessionID(new(randBuf)); err == nil {
 		t.Fatal("got an ID from a failing random source")
+	}
+}
+
+// countingReader fills each read with the next bytes of a counter, and
+// counts the reads.
+type countingReader struct {
+	next  byte
+	reads int
+}
+
+func (r *countingReader) Read(p []byte) (int, error) {
+	r.reads++
+	for i := range p {
+		p[i] = r.next
+		r.next++
+	}
+	return len(p), nil
+}
+
+// TestRandBuf: a new session's device ID and session ID come from one
+// read of the random source, and no byte is handed out twice; what is
+// left of a block too short for the next request is discarded.
+func TestRandBuf(t *testing.T) {
+	src := &countingReader{}
+	old := randReader
+	randReader = src
+	defer func() { randReader = old }()
+	var rb randBuf
+	dev, err1 := rb.take(deviceIDBytes)
+	id, err2 := rb.take(idBytes)
+	if err1 != nil || err2 != nil {
+		t.Fatal(err1, err2)
+	}
+	if src.reads != 1 {
+		t.Fatalf("device and session ID took %d reads, want 1", src.reads)
+	}
+	seen := map[byte]bool{}
+	for _, b := range append(slices.Clone(dev), id...) {
+		if seen[b] {
+			t.Fatalf("byte %d handed out twice", b)
+		}
+		seen[b] = true
+	}
+	next, err := rb.take(idBytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if src.reads != 2 || next[0] != byte(len(rb.b)) {
+		t.Fatalf("after the block: %d reads, next byte %d; want 2 reads and byte %d", src.reads, next[0], len(rb.b))
+	}
+	randReader = failReader{}
+	rb.left = 0
+	if _, err := rb.take(1); err == nil {
+		t.Fatal("got bytes from a failing random source")
+	}
+	if rb.left != 0 {
+		t.Fatalf("a failed read left %d bytes to hand out", rb.left)
 	}
 }
 
@@ -187,8 +244,8 @@ func FuzzDecodeToken(f *testing.F) {
 
 func TestCandidates(t *testing.T) {
 	m := &Manager{cfg: Config{Cookie: CookieConfig{Name: "__Host-sesh"}}}
-	a, _ := newSessionID(new([idBytes]byte))
-	b, _ := newSessionID(new([idBytes]byte))
+	a, _ := newSessionID(new(randBuf))
+	b, _ := newSessionID(new(randBuf))
 	ea, eb := a.encode(), b.encode()
 	cases := []struct {
 		name   string
@@ -216,7 +273,7 @@ func TestCandidates(t *testing.T) {
 	// At most maxCandidates are examined.
 	var sb strings.Builder
 	for range 10 {
-		id, _ := newSessionID(new([idBytes]byte))
+		id, _ := newSessionID(new(randBuf))
 		sb.WriteString("__Host-sesh=" + id.encode() + "; ")
 	}
 	r := &http.Request{Header: http.Header{"Cookie": {sb.String()}}}
@@ -229,7 +286,7 @@ func TestCandidates(t *testing.T) {
 // to escape.
 func TestHandleForm(t *testing.T) {
 	for range 2000 {
-		id, _ := newSessionID(new([idBytes]byte))
+		id, _ := newSessionID(new(randBuf))
 		h := handle(id.storeKey())
 		if len(h) != 24 || strings.Trim(h, "0123456789abcdef") != "" {
 			t.Fatalf("handle %q is not 24 lower-case hex digits", h)

@@ -218,7 +218,7 @@ func (s *Session) Remembered() bool {
 		return false
 	}
 	if s.flagsSet {
-		return s.flags&flagRemembered != 0
+		return s.x.flags&flagRemembered != 0
 	}
 	return s.rec != nil && s.rec.flags&flagRemembered != 0
 }

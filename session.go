@@ -30,22 +30,16 @@ type Session struct {
 
 	rw      responseWriter // allocated with the session
 	ctx     requestCtx     // the request's context, with the session in it
-	rnd     [idBytes]byte  // scratch for random IDs; used under mu
+	r       http.Request   // the request passed on, with ctx; req points here
+	rnd     randBuf        // random bytes for IDs; used under mu
 	arena   []byte         // values encoded by setScalar; append-only
 	id      sessionID      // ID of the live session, valid when version > 0
 	key     Key
 	rec     *record // last known content; nil when there is no live record
 	version uint64  // 0: no live record under key
-	unlock  func(context.Context) error
 
 	// Pending changes, re-applied to the newest version on conflict.
-	changes  changeSet
-	user     string
-	authTime msTime
-	flags    uint64
-	idle     time.Duration
-	absolute time.Duration
-	retire   []Key
+	changes changeSet
 
 	x *sessionExtra // what most requests never use; see extra
 
@@ -76,6 +70,18 @@ type Session struct {
 // small (see TestSizes). Session.extra allocates it; s.x == nil reads as
 // its zero value.
 type sessionExtra struct {
+	unlock func(context.Context) error // the exclusive lock, while held
+
+	// Pending changes that only logins, renewals and SetTimeouts make.
+	// user and authTime are valid when Session.userSet is, flags when
+	// flagsSet is, idle and absolute when timeoutsSet is.
+	user     string
+	authTime msTime
+	flags    uint64
+	idle     time.Duration
+	absolute time.Duration
+	retire   []Key // keys to delete at commit: IDs renewed or destroyed
+
 	newIP string // the session moved to this network (PolicyLog)
 
 	// A session restored from a remember-me token, to deliver at commit.
@@ -111,6 +117,26 @@ func (s *Session) setNewIP(ip string) {
 		s.extra().newIP = ip
 	}
 }
+
+// retiring returns the keys the commit is to delete. The caller holds
+// s.mu.
+func (s *Session) retiring() []Key {
+	if s.x == nil {
+		return nil
+	}
+	return s.x.retire
+}
+
+// retireKey adds the current key to those the commit deletes. The caller
+// holds s.mu.
+func (s *Session) retireKey() {
+	x := s.extra()
+	x.retire = append(x.retire, s.key)
+}
+
+// locked reports whether the session holds its exclusive lock. The
+// caller holds s.mu.
+func (s *Session) locked() bool { return s.x != nil && s.x.unlock != nil }
 
 // dropPopped forgets the flash messages this request popped. The caller
 // holds s.mu.
@@ -284,7 +310,7 @@ func (s *Session) loadLocked() error {
 	}
 	s.gone = false
 	s.id, s.key = cands[live[0]], keys[live[0]]
-	if s.exclusive && s.unlock == nil {
+	if s.exclusive && !s.locked() {
 		if err := s.lock(s.key); err != nil {
 			return err
 		}
@@ -323,7 +349,7 @@ func (s *Session) restoreLocked() error {
 // exclusive mode, and reloads it: what was read before the lock may be
 // stale already.
 func (s *Session) lockAdopted() error {
-	if !s.exclusive || !s.deliver || s.unlock != nil {
+	if !s.exclusive || !s.deliver || s.locked() {
 		return nil
 	}
 	if err := s.lock(s.key); err != nil {
@@ -388,7 +414,7 @@ func (s *Session) lock(key Key) error {
 		return fail(err)
 	}
 	if s.m.locker == Locker(s.m.local) {
-		s.unlock = local
+		s.extra().unlock = local
 		return nil
 	}
 	// This process holds the key's local lock, so no request of its own
@@ -400,7 +426,7 @@ func (s *Session) lock(key Key) error {
 		local(ctx)
 		return fail(err)
 	}
-	s.unlock = func(ctx context.Context) error {
+	s.extra().unlock = func(ctx context.Context) error {
 		err := remote(ctx)
 		if err != nil && !errors.Is(err, ErrLockLost) {
 			s.m.keepStale(key, remote, until)
@@ -414,8 +440,10 @@ func (s *Session) lock(key Key) error {
 // release drops the exclusive lock, if held.
 func (s *Session) release() {
 	s.mu.Lock()
-	unlock := s.unlock
-	s.unlock = nil
+	var unlock func(context.Context) error
+	if s.x != nil {
+		unlock, s.x.unlock = s.x.unlock, nil
+	}
 	s.mu.Unlock()
 	if unlock == nil {
 		return
@@ -516,7 +544,10 @@ func (s *Session) keys(prefix string, root bool) []string {
 
 // size returns the encoded size of the session as it would be saved.
 func (s *Session) sizeWith(k string, v []byte) int {
-	n := 64 + len(s.user)
+	n := 64
+	if s.userSet {
+		n += len(s.x.user)
+	}
 	if s.rec != nil {
 		n += len(s.rec.user) + len(s.rec.ip) + len(s.rec.ua)
 	}
@@ -804,7 +835,7 @@ func (s *Session) Destroy() {
 		return
 	}
 	if s.version > 0 {
-		s.retire = append(s.retire, s.key)
+		s.retireKey()
 	}
 	s.rec, s.version = nil, 0
 	s.changes, s.cleared = nil, false
@@ -827,8 +858,10 @@ func (s *Session) Login(user string) {
 	if !s.ensure() {
 		return
 	}
-	cur := s.user
-	if !s.userSet && s.rec != nil {
+	cur := ""
+	if s.userSet {
+		cur = s.x.user
+	} else if s.rec != nil {
 		cur = s.rec.user
 	}
 	if cur != "" && cur != user {
@@ -837,8 +870,9 @@ func (s *Session) Login(user string) {
 	}
 	s.renew = true
 	s.dropSecrets()
-	s.userSet, s.user, s.authTime = true, user, toMS(s.m.now())
-	s.flagsSet, s.flags = true, 0
+	x := s.extra()
+	s.userSet, x.user, x.authTime = true, user, toMS(s.m.now())
+	s.flagsSet, x.flags = true, 0
 }
 
 // Logout destroys the session (see [Session.Destroy]), reports a logout
@@ -862,7 +896,7 @@ func (s *Session) User() string {
 		return ""
 	}
 	if s.userSet {
-		return s.user
+		return s.x.user
 	}
 	if s.rec != nil {
 		return s.rec.user
@@ -890,7 +924,7 @@ func (s *Session) AuthTime() time.Time {
 		return time.Time{}
 	}
 	if s.userSet {
-		return s.authTime.Time()
+		return s.x.authTime.Time()
 	}
 	if s.rec != nil {
 		return s.rec.authTime.Time()
@@ -925,7 +959,8 @@ func (s *Session) SetTimeouts(idle, absolute time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.ensure() {
-		s.timeoutsSet, s.idle, s.absolute = true, max(idle, 0), max(absolute, 0)
+		x := s.extra()
+		s.timeoutsSet, x.idle, x.absolute = true, max(idle, 0), max(absolute, 0)
 	}
 }
 
@@ -951,13 +986,13 @@ func (s *Session) apply(base *record, now time.Time) *record {
 	}
 	next.values = s.changes.applyTo(old, next.inline[:0])
 	if s.userSet {
-		next.user, next.authTime = s.user, s.authTime
+		next.user, next.authTime = s.x.user, s.x.authTime
 	}
 	if s.flagsSet {
-		next.flags = s.flags
+		next.flags = s.x.flags
 	}
 	if s.timeoutsSet {
-		next.idle, next.absolute = s.idle, s.absolute
+		next.idle, next.absolute = s.x.idle, s.x.absolute
 	}
 	if ip := s.newIP(); ip != "" {
 		next.ip = ip
@@ -969,7 +1004,10 @@ func (s *Session) apply(base *record, now time.Time) *record {
 func (s *Session) resetPending() {
 	s.changes, s.cleared = nil, false
 	s.userSet, s.flagsSet, s.timeoutsSet, s.renew = false, false, false, false
-	s.retire, s.logout, s.rememberNew = nil, false, false
+	s.logout, s.rememberNew = false, false
+	if s.x != nil {
+		s.x.retire = nil
+	}
 	s.setNewIP("")
 }
 
@@ -1013,7 +1051,7 @@ func (s *Session) commit(headersSent bool, status int) error {
 		s.resetPending()
 		return nil
 	}
-	if !s.dirty() && len(s.retire) == 0 && !s.logout &&
+	if !s.dirty() && len(s.retiring()) == 0 && !s.logout &&
 		(s.version == 0 || s.m.now().Sub(s.rec.lastSeen.Time()) < s.m.cfg.TouchInterval) {
 		return nil // nothing to write: no context, no store call
 	}
@@ -1035,14 +1073,14 @@ func (s *Session) commitLocked(ctx context.Context, hdr http.Header) error {
 		}
 		return nil
 	}
-	if s.gone && !s.renew && len(s.retire) == 0 && s.dirty() {
+	if s.gone && !s.renew && len(s.retiring()) == 0 && s.dirty() {
 		// The ID was ended by another request while this one ran; saving
 		// under a new ID would replace the browser's new cookie.
 		s.resetPending()
 		return ErrSessionGone
 	}
 	next := s.apply(s.rec, now)
-	created, renewed, login, logout := false, s.version > 0 || len(s.retire) > 0, s.userSet && next.user != "", s.logout
+	created, renewed, login, logout := false, s.version > 0 || len(s.retiring()) > 0, s.userSet && next.user != "", s.logout
 	if logout && hdr != nil {
 		if err := s.forgetToken(ctx, hdr); err != nil {
 			return err
@@ -1053,7 +1091,7 @@ func (s *Session) commitLocked(ctx context.Context, hdr http.Header) error {
 			return ErrHeadersSent
 		}
 		if s.version > 0 {
-			s.retire = append(s.retire, s.key)
+			s.retireKey()
 		}
 		var err error
 		if created, err = s.create(ctx, next, hdr); err != nil {
@@ -1068,9 +1106,9 @@ func (s *Session) commitLocked(ctx context.Context, hdr http.Header) error {
 			}
 		}
 	}
-	if len(s.retire) > 0 {
+	if retire := s.retiring(); len(retire) > 0 {
 		tomb := now.Add(m.cfg.TombstoneTTL)
-		for _, k := range s.retire {
+		for _, k := range retire {
 			err := m.retire(ctx, k, tomb)
 			if err != nil {
 				if created {
@@ -1093,10 +1131,10 @@ func (s *Session) commitLocked(ctx context.Context, hdr http.Header) error {
 			}
 		}
 	}
-	if !created && s.presented && len(s.retire) > 0 && hdr != nil {
+	if !created && s.presented && len(s.retiring()) > 0 && hdr != nil {
 		setCookie(hdr, m.cookie("", time.Time{}))
 	}
-	retired := len(s.retire) > 0
+	retired := len(s.retiring()) > 0
 	if logout && retired && hdr != nil && m.cfg.ClearSiteData != "-" {
 		hdr.Set("Clear-Site-Data", m.cfg.ClearSiteData)
 	}

@@ -5,17 +5,19 @@ import (
 	"unsafe"
 )
 
-// TestSizes holds the structs allocated for every request, the Session,
-// and for every write, the record, within the allocator's size classes
-// that they fit today (384 and 320 bytes): a field that pushes either
-// past its class costs every request the next class up. Move the field
-// elsewhere, or raise the limit and say why (see bench/PROFILE.md).
+// TestSizes holds the structs allocated for every request, the Session
+// (which carries the request's context and the copy of the request passed
+// on), and for every write, the record, within the allocator's size
+// classes that they fit today (640 and 320 bytes): a field that pushes
+// either past its class costs every request the next class up. Move the
+// field elsewhere (Session.x holds what few requests use), or raise the
+// limit and say why (see bench/PROFILE.md).
 func TestSizes(t *testing.T) {
 	for _, c := range []struct {
 		name      string
 		size, max uintptr
 	}{
-		{"Session", unsafe.Sizeof(Session{}), 384},
+		{"Session", unsafe.Sizeof(Session{}), 640},
 		{"record", unsafe.Sizeof(record{}), 320},
 	} {
 		if c.size > c.max {
