@@ -3,7 +3,9 @@ package memstore
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
+	mathrand "math/rand/v2"
 	"runtime"
 	"testing"
 	"time"
@@ -111,6 +113,75 @@ func TestSweepBounded(t *testing.T) {
 	}
 	if indexed != live {
 		t.Errorf("user index after sweeping: got %d entries, want %d", indexed, live)
+	}
+}
+
+// TestHeapInvariant drives one shard through random saves that move
+// expiries both ways, deletes with and without tombstones, takes and
+// sweeps, and checks after each step that its heap is a min-heap whose
+// slots hold the expiry of their entry and whose entries know their slot,
+// holding exactly the entries of the map. A slot whose copy of the expiry
+// went stale would sweep a live record early, or keep a dead one.
+func TestHeapInvariant(t *testing.T) {
+	clock := storetest.NewClock()
+	s := New(WithClock(clock.Now), WithShards(1))
+	ctx := t.Context()
+	keys := make([]sesh.Key, 64)
+	for i := range keys {
+		keys[i] = randKey()
+	}
+	versions := map[sesh.Key]uint64{}
+	rng := mathrand.New(mathrand.NewPCG(1, 2))
+	for step := range 5000 {
+		k := keys[rng.IntN(len(keys))]
+		exp := clock.Now().Add(time.Duration(1+rng.IntN(600)) * time.Second)
+		switch op := rng.IntN(10); {
+		case op < 6:
+			v := versions[k]
+			if err := s.Save(ctx, k, sesh.Record{Data: []byte("x"), Version: v + 1, Expires: exp}, v); err == nil {
+				versions[k] = v + 1
+			} else if !errors.Is(err, sesh.ErrConflict) {
+				t.Fatalf("step %d: Save: %v", step, err)
+			}
+		case op < 8:
+			if err := s.Delete(ctx, k, exp); err != nil {
+				t.Fatalf("step %d: Delete: %v", step, err)
+			}
+			delete(versions, k)
+		case op < 9:
+			s.Take(ctx, k)
+			delete(versions, k)
+		default:
+			clock.Advance(time.Duration(rng.IntN(120)) * time.Second)
+			if _, err := s.Sweep(ctx, 1+rng.IntN(8)); err != nil {
+				t.Fatalf("step %d: Sweep: %v", step, err)
+			}
+			for k := range versions {
+				if _, err := s.Load(ctx, k); err != nil {
+					delete(versions, k) // expired: the next save creates it
+				}
+			}
+		}
+		checkHeap(t, step, &s.shards[0])
+	}
+}
+
+func checkHeap(t *testing.T, step int, sh *shard) {
+	t.Helper()
+	if len(sh.heap) != len(sh.m) {
+		t.Fatalf("step %d: heap holds %d slots, map %d entries", step, len(sh.heap), len(sh.m))
+	}
+	for i, it := range sh.heap {
+		switch {
+		case it.e == nil || sh.m[it.e.key] != it.e:
+			t.Fatalf("step %d: heap slot %d holds an entry the map does not", step, i)
+		case it.exp != it.e.exp:
+			t.Fatalf("step %d: heap slot %d has expiry %d, its entry %d", step, i, it.exp, it.e.exp)
+		case int(it.e.idx) != i:
+			t.Fatalf("step %d: entry in heap slot %d says it is in slot %d", step, i, it.e.idx)
+		case i > 0 && sh.heap[(i-1)/2].exp > it.exp:
+			t.Fatalf("step %d: heap slot %d expires before its parent", step, i)
+		}
 	}
 }
 
