@@ -106,8 +106,8 @@ type shard struct {
 	mu      sync.RWMutex
 	waiting atomic.Int32 // requests spinning for mu; Sweep makes way for them
 	m       map[sesh.Key]*entry
-	heap    []heapItem // min-heap on exp
-	_       [64]byte   // keep shards on separate cache lines
+	heap    []*entry // min-heap on exp
+	_       [64]byte // keep shards on separate cache lines
 }
 
 // spinFor is how long a request spins for a shard's lock before it
@@ -392,7 +392,8 @@ func (s *Store) Save(ctx context.Context, key sesh.Key, rec sesh.Record, prev ui
 		sh.m[key] = e
 		sh.push(e)
 	} else if e.exp != exp {
-		sh.setExp(e, exp)
+		e.exp = exp
+		sh.fix(int(e.idx))
 	}
 	e.data = string(rec.Data) // the one copy
 	e.version = rec.Version
@@ -421,7 +422,8 @@ func (s *Store) Delete(ctx context.Context, key sesh.Key, tombstone time.Time) e
 	if e != nil && e.tomb && e.exp > now {
 		// Already a live tombstone: only lengthen it.
 		if leave && ts > e.exp {
-			sh.setExp(e, ts)
+			e.exp = ts
+			sh.fix(int(e.idx))
 		}
 		return nil
 	}
@@ -433,7 +435,8 @@ func (s *Store) Delete(ctx context.Context, key sesh.Key, tombstone time.Time) e
 	case leave:
 		s.unindex(e)
 		e.data, e.version, e.kind, e.tomb = "", 0, 0, true
-		sh.setExp(e, ts)
+		e.exp = ts
+		sh.fix(int(e.idx))
 	case e != nil:
 		sh.drop(s, e)
 	}
@@ -725,11 +728,11 @@ func (s *Store) sweep(ctx context.Context, limit int) (deleted, examined int, er
 				run = 0
 			}
 			examined++
-			first := sh.heap[0]
-			if first.exp > now {
+			e := sh.heap[0]
+			if e.exp > now {
 				break
 			}
-			sh.drop(s, first.e)
+			sh.drop(s, e)
 			deleted++
 		}
 		sh.mu.Unlock()
@@ -810,25 +813,10 @@ func (s *Store) Lock(ctx context.Context, key sesh.Key, ttl time.Duration) (func
 // Heap on exp, with each entry's position kept in entry.idx so that an
 // entry whose expiry changes is fixed in O(log n).
 
-// heapItem is a slot of a shard's heap: an entry with a copy of its
-// expiry, so that sifting compares slots without reading the entries
-// (each of which would be a cache miss in a large store).
-type heapItem struct {
-	exp int64
-	e   *entry
-}
-
 func (sh *shard) push(e *entry) {
 	e.idx = int32(len(sh.heap))
-	sh.heap = append(sh.heap, heapItem{e.exp, e})
+	sh.heap = append(sh.heap, e)
 	sh.up(int(e.idx))
-}
-
-// setExp changes e's expiry and its place in the heap.
-func (sh *shard) setExp(e *entry, exp int64) {
-	e.exp = exp
-	sh.heap[e.idx].exp = exp
-	sh.fix(int(e.idx))
 }
 
 func (sh *shard) fix(i int) {
@@ -842,7 +830,7 @@ func (sh *shard) remove(i int) {
 	if i != last {
 		sh.swap(i, last)
 	}
-	sh.heap[last] = heapItem{}
+	sh.heap[last] = nil
 	sh.heap = sh.heap[:last]
 	if i != last {
 		sh.fix(i)
@@ -856,8 +844,8 @@ func (sh *shard) remove(i int) {
 func (sh *shard) swap(i, j int) {
 	h := sh.heap
 	h[i], h[j] = h[j], h[i]
-	h[i].e.idx = int32(i)
-	h[j].e.idx = int32(j)
+	h[i].idx = int32(i)
+	h[j].idx = int32(j)
 }
 
 func (sh *shard) up(i int) {
