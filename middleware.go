@@ -83,7 +83,7 @@ func (s *Session) makeExclusive() error {
 	defer s.mu.Unlock()
 	s.exclusive = true
 	switch {
-	case s.state == sessUnloaded || s.locked():
+	case s.state == sessUnloaded || s.unlock != nil:
 		return nil
 	case s.failed != nil:
 		return s.failed

@@ -35,8 +35,9 @@ type Session struct {
 	arena   []byte         // values encoded by setScalar; append-only
 	id      sessionID      // ID of the live session, valid when version > 0
 	key     Key
-	rec     *record // last known content; nil when there is no live record
-	version uint64  // 0: no live record under key
+	rec     *record                     // last known content; nil when there is no live record
+	version uint64                      // 0: no live record under key
+	unlock  func(context.Context) error // the exclusive lock, while held
 
 	// Pending changes, re-applied to the newest version on conflict.
 	changes changeSet
@@ -70,8 +71,6 @@ type Session struct {
 // small (see TestSizes). Session.extra allocates it; s.x == nil reads as
 // its zero value.
 type sessionExtra struct {
-	unlock func(context.Context) error // the exclusive lock, while held
-
 	// Pending changes that only logins, renewals and SetTimeouts make.
 	// user and authTime are valid when Session.userSet is, flags when
 	// flagsSet is, idle and absolute when timeoutsSet is.
@@ -133,10 +132,6 @@ func (s *Session) retireKey() {
 	x := s.extra()
 	x.retire = append(x.retire, s.key)
 }
-
-// locked reports whether the session holds its exclusive lock. The
-// caller holds s.mu.
-func (s *Session) locked() bool { return s.x != nil && s.x.unlock != nil }
 
 // dropPopped forgets the flash messages this request popped. The caller
 // holds s.mu.
@@ -310,7 +305,7 @@ func (s *Session) loadLocked() error {
 	}
 	s.gone = false
 	s.id, s.key = cands[live[0]], keys[live[0]]
-	if s.exclusive && !s.locked() {
+	if s.exclusive && s.unlock == nil {
 		if err := s.lock(s.key); err != nil {
 			return err
 		}
@@ -349,7 +344,7 @@ func (s *Session) restoreLocked() error {
 // exclusive mode, and reloads it: what was read before the lock may be
 // stale already.
 func (s *Session) lockAdopted() error {
-	if !s.exclusive || !s.deliver || s.locked() {
+	if !s.exclusive || !s.deliver || s.unlock != nil {
 		return nil
 	}
 	if err := s.lock(s.key); err != nil {
@@ -414,7 +409,7 @@ func (s *Session) lock(key Key) error {
 		return fail(err)
 	}
 	if s.m.locker == Locker(s.m.local) {
-		s.extra().unlock = local
+		s.unlock = local
 		return nil
 	}
 	// This process holds the key's local lock, so no request of its own
@@ -426,7 +421,7 @@ func (s *Session) lock(key Key) error {
 		local(ctx)
 		return fail(err)
 	}
-	s.extra().unlock = func(ctx context.Context) error {
+	s.unlock = func(ctx context.Context) error {
 		err := remote(ctx)
 		if err != nil && !errors.Is(err, ErrLockLost) {
 			s.m.keepStale(key, remote, until)
@@ -440,10 +435,8 @@ func (s *Session) lock(key Key) error {
 // release drops the exclusive lock, if held.
 func (s *Session) release() {
 	s.mu.Lock()
-	var unlock func(context.Context) error
-	if s.x != nil {
-		unlock, s.x.unlock = s.x.unlock, nil
-	}
+	unlock := s.unlock
+	s.unlock = nil
 	s.mu.Unlock()
 	if unlock == nil {
 		return
