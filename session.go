@@ -35,9 +35,10 @@ type Session struct {
 	arena   []byte         // values encoded by setScalar; append-only
 	id      sessionID      // ID of the live session, valid when version > 0
 	key     Key
-	rec     *record                     // last known content; nil when there is no live record
-	version uint64                      // 0: no live record under key
-	unlock  func(context.Context) error // the exclusive lock, while held
+	rec     *record // last known content; nil when there is no live record
+	version uint64  // 0: no live record under key
+
+	unlock func(context.Context) error // releases the exclusive lock, while held
 
 	// Pending changes, re-applied to the newest version on conflict.
 	changes changeSet
