@@ -16,7 +16,9 @@
 #   trips  the Redis round-trip counting tests (TestRedisRoundTrips)
 #   mem    memory stores at MEM_N sessions: bytes per session, and load
 #          latency during a sweep of MEM_N expired sessions (cmd/memstat;
-#          sesh back to back and paced 2 ms apart, scs's own cleanup)
+#          sesh back to back and paced 2 ms apart, scs's own cleanup;
+#          then the sweeps again under chrt --fifo 1 where allowed,
+#          isolated from the machine's other processes; ISOLATE=0 skips)
 #   profile  CPU and alloc profiles of sesh-memstore rmw/read/new, with
 #          `go tool pprof -top` summaries, in $OUT/profiles
 #
@@ -218,6 +220,19 @@ if has_step mem; then
 		set -- $m
 		run "$BIN/memstat" -mode "$1" -lib "$2" -n "$MEM_N" "${@:3}" >>"$OUT/memstat.jsonl"
 	done
+	# The sweeps again, isolated: under SCHED_FIFO the machine's other
+	# processes and kernel threads cannot take the loader's CPU, so what
+	# is left is what the sweep itself costs the loads.
+	if [ "${ISOLATE:-1}" = 1 ] && chrt --fifo 1 true 2>/dev/null; then
+		for m in "sesh" "sesh -pace 2ms" "scs"; do
+			say "memory: sweep $m, $MEM_N sessions, isolated (chrt --fifo 1)"
+			# shellcheck disable=SC2086
+			set -- $m
+			chrt --fifo 1 "$BIN/memstat" -mode sweep -lib "$1" -n "$MEM_N" "${@:2}" >>"$OUT/memstat.jsonl"
+		done
+	else
+		say "memory: no isolated sweeps (ISOLATE=0, or chrt --fifo needs root)"
+	fi
 fi
 
 if has_step profile; then

@@ -35,9 +35,17 @@
 // "during" window opens when that cleanup is due and lasts -window.
 // Loads are also timed from when each started (service time): lock waits
 // without the loader's own queueing, which a busy machine inflates.
+//
+// The output names the process's scheduling policy: bench/run.sh runs the
+// sweeps once as they are and once under chrt --fifo 1, where no other
+// process or kernel thread can take the loader's CPU. -trace FILE writes
+// a runtime execution trace of the first repetition's windows (for `go
+// tool trace`), which shows whether a late load waited on the store, on
+// the Go scheduler, or on neither (its goroutine running, its thread not).
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -51,7 +59,9 @@ import (
 	"net/http/httptest"
 	"os"
 	"runtime"
+	"runtime/trace"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -76,6 +86,7 @@ var (
 	reps     = flag.Int("reps", 6, "sweep: sesh's repetitions (fill; sweep and rest in turn; its control)")
 	pace     = flag.Duration("pace", 0, "sweep: sesh's pause between Sweep calls (0: back to back)")
 	scsAfter = flag.Duration("scs-expire", 8*time.Second, "sweep: scs's expired sessions expire this long after the store is made")
+	traceTo  = flag.String("trace", "", "sweep: write an execution trace of sesh's first repetition's sweep and control to this file")
 	scsEvery = flag.Duration("scs-every", 12*time.Second, "sweep: scs's cleanup interval (above -scs-expire)")
 )
 
@@ -212,6 +223,10 @@ type SweepResult struct {
 	Removed int     `json:"removed"`  // sesh: records the sweeps removed, in all
 	SweepMs float64 `json:"sweep_ms"` // sesh: how long one sweep's windows took, on average
 	Reps    int     `json:"reps"`     // repetitions, pooled
+	// Sched is the process's scheduling policy as Linux reports it:
+	// "normal", or "fifo" when run under chrt --fifo, which keeps the
+	// machine's other processes and kernel threads off its CPUs.
+	Sched string `json:"sched"`
 	// Without and During are the loads' latencies from when each was due
 	// (open loop): they include the loader's own waits for a CPU.
 	Without Latency `json:"without"`
@@ -320,7 +335,7 @@ func sweepSesh() (SweepResult, error) {
 	if err != nil {
 		return SweepResult{}, err
 	}
-	res := SweepResult{Mode: "sweep", Lib: "sesh", Expired: *n, Live: *live, Reps: *reps,
+	res := SweepResult{Mode: "sweep", Lib: "sesh", Expired: *n, Live: *live, Reps: *reps, Sched: schedPolicy(),
 		PaceUs: float64(*pace) / float64(time.Microsecond)}
 	var without, during, burn samples
 	for range *reps {
@@ -369,6 +384,22 @@ func sweepSeshOnce(rec sesh.Record) (without, during, burn samples, removed int,
 	}
 	off.Store(int64(2 * time.Minute)) // the first n are now expired
 	runtime.GC()
+	if *traceTo != "" {
+		var f *os.File
+		if f, err = os.Create(*traceTo); err != nil {
+			return
+		}
+		*traceTo = "" // the first repetition only
+		if err = trace.Start(f); err != nil {
+			return
+		}
+		defer func() {
+			trace.Stop()
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+		}()
+	}
 	var failed atomic.Int64
 	var stop atomic.Bool
 	type result struct {
@@ -463,6 +494,29 @@ func sweepSeshOnce(rec sesh.Record) (without, during, burn samples, removed int,
 	return
 }
 
+// schedPolicy names the scheduling policy of this process (field 41 of
+// /proc/self/stat), or "unknown" where Linux does not report it.
+func schedPolicy() string {
+	b, err := os.ReadFile("/proc/self/stat")
+	if err != nil {
+		return "unknown"
+	}
+	// The command name (field 2) may hold spaces; it ends at the last ')'.
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	if len(f) < 39 {
+		return "unknown"
+	}
+	switch f[38] { // field 41, counted from field 3
+	case "0":
+		return "normal"
+	case "1":
+		return "fifo"
+	case "2":
+		return "rr"
+	}
+	return "policy " + f[38]
+}
+
 // spin keeps one goroutine busy for d, without allocating, locking or
 // touching the store.
 func spin(d time.Duration) {
@@ -479,7 +533,7 @@ func spin(d time.Duration) {
 var spinSink atomic.Uint64
 
 func sweepSCS() (SweepResult, error) {
-	res := SweepResult{Mode: "sweep", Lib: "scs", Expired: *n, Live: *live, Reps: 1}
+	res := SweepResult{Mode: "sweep", Lib: "scs", Expired: *n, Live: *live, Reps: 1, Sched: schedPolicy()}
 	// The cleanup runs every `every` from the store's creation; the
 	// expired sessions must be written, expire, and be measured against
 	// before the first run. The cleanup's cost does not depend on the

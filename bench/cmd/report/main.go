@@ -85,6 +85,7 @@ type memRow struct {
 	Expired         int     `json:"expired"`
 	Live            int     `json:"live"`
 	PaceUs          float64 `json:"pace_us"`
+	Sched           string  `json:"sched"` // "fifo": run under chrt --fifo, isolated
 	Reps            int     `json:"reps"`
 	Removed         int     `json:"removed"`
 	SweepMs         float64 `json:"sweep_ms"`
@@ -100,6 +101,9 @@ type memRow struct {
 	BurnP99Ratio        float64 `json:"burn_p99_ratio"`
 	BurnServiceP99Ratio float64 `json:"burn_service_p99_ratio"`
 }
+
+// isolated says whether the measurement ran under SCHED_FIFO.
+func (m memRow) isolated() bool { return m.Sched == "fifo" }
 
 type report struct {
 	meta    map[string]any
@@ -463,7 +467,7 @@ func (r *report) printMem() {
 				}
 			}
 			fmt.Printf("| %s | removing %s expired: %s | %s | | | | %s → %s µs | %.2f× | %s → %s µs | %.2f× |\n",
-				name[m.Lib], thousands(float64(m.Expired)), what, thousands(float64(m.Expired+m.Live)),
+				name[m.Lib]+cond(m.isolated(), " (isolated)", ""), thousands(float64(m.Expired)), what, thousands(float64(m.Expired+m.Live)),
 				num(m.Without.P99), num(m.During.P99), m.P99Ratio,
 				num(m.WithoutService.P99), num(m.DuringService.P99), m.ServiceP99Ratio)
 			if m.Lib == "sesh" && m.Burn.Loads > 0 {
@@ -474,7 +478,7 @@ func (r *report) printMem() {
 		}
 	}
 	fmt.Println()
-	fmt.Println("Loads of live sessions, open loop (one every 100 µs), timed from when each was due (\"load p99\": includes waiting for a CPU, so a busy machine inflates it) and from when it started (\"service\": lock waits inside the store). For sesh, \"without\" and \"during\" are alternating 50 ms windows, without and with the sweep, until it is done (the time given is the sweeping windows' total); for scs, the 2 s before its cleanup tick and the 2 s from it. Each sesh sweep row is followed by its control: after each sweep, its windows again, each Sweep call replaced by a goroutine that spins as long as the call took (no store, no locks, no memory), with the same pauses; what the loads suffer then is what a busy CPU alone costs them on this machine, and the sweep's own cost is its difference from the control.")
+	fmt.Println("Loads of live sessions, open loop (one every 100 µs), timed from when each was due (\"load p99\": includes waiting for a CPU, so a busy machine inflates it) and from when it started (\"service\": lock waits inside the store). For sesh, \"without\" and \"during\" are alternating 50 ms windows, without and with the sweep, until it is done (the time given is the sweeping windows' total); for scs, the 2 s before its cleanup tick and the 2 s from it. Each sesh sweep row is followed by its control: after each sweep, its windows again, each Sweep call replaced by a goroutine that spins as long as the call took (no store, no locks, no memory), with the same pauses; what the loads suffer then is what a busy CPU alone costs them on this machine, and the sweep's own cost is its difference from the control. Rows marked \"isolated\" ran under chrt --fifo 1: no other process or kernel thread of the machine can take the loader's CPU from it, so what is left is what the sweep itself costs the loads (Linux still takes back 50 ms a second from real-time threads that use a CPU for a whole second, which shows in the max, not the p99).")
 	fmt.Println()
 }
 
@@ -551,6 +555,7 @@ func (r *report) printTargets() {
 			if m.PaceUs > 0 {
 				how = fmt.Sprintf("paced, %.0f ms apart", m.PaceUs/1000)
 			}
+			how += cond(m.isolated(), ", isolated", "")
 			fmt.Printf("- p99 load latency during a sweep of %s expired sessions (%s) ÷ without = %.2f× (%s µs vs %s µs; service time %.2f×, %s vs %s µs; target ≤ 2×): %s\n",
 				thousands(float64(m.Expired)), how, m.P99Ratio, num(m.During.P99), num(m.Without.P99),
 				m.ServiceP99Ratio, num(m.DuringService.P99), num(m.WithoutService.P99), mark(m.P99Ratio <= 2, true))
@@ -561,4 +566,12 @@ func (r *report) printTargets() {
 		}
 	}
 	fmt.Println()
+}
+
+// cond is a if c holds, else b.
+func cond(c bool, a, b string) string {
+	if c {
+		return a
+	}
+	return b
 }
