@@ -212,23 +212,30 @@ if has_step trips && [ -n "${SESH_TEST_REDIS:-}" ]; then
 		say "TestRedisRoundTrips FAILED: see $OUT/roundtrips.txt"
 fi
 
+# memstat_row PREFIX MODE LIB [ARGS...]: one cmd/memstat row, the command
+# run through PREFIX ("run", or chrt with its arguments).
+memstat_row() {
+	local pre=$1 how=""
+	shift
+	[ "$pre" = run ] || how=", isolated ($pre)"
+	say "memory: $*, $MEM_N sessions$how"
+	# shellcheck disable=SC2086
+	$pre "$BIN/memstat" -mode "$1" -lib "$2" -n "$MEM_N" "${@:3}" >>"$OUT/memstat.jsonl"
+}
+
 if has_step mem; then
 	: >"$OUT/memstat.jsonl"
 	for m in "bytes sesh" "bytes scs" "sweep sesh" "sweep sesh -pace 2ms" "sweep scs"; do
-		say "memory: $m, $MEM_N sessions"
 		# shellcheck disable=SC2086
-		set -- $m
-		run "$BIN/memstat" -mode "$1" -lib "$2" -n "$MEM_N" "${@:3}" >>"$OUT/memstat.jsonl"
+		memstat_row run $m
 	done
 	# The sweeps again, isolated: under SCHED_FIFO the machine's other
 	# processes and kernel threads cannot take the loader's CPU, so what
 	# is left is what the sweep itself costs the loads.
 	if [ "${ISOLATE:-1}" = 1 ] && chrt --fifo 1 true 2>/dev/null; then
-		for m in "sesh" "sesh -pace 2ms" "scs"; do
-			say "memory: sweep $m, $MEM_N sessions, isolated (chrt --fifo 1)"
+		for m in "sweep sesh" "sweep sesh -pace 2ms" "sweep scs"; do
 			# shellcheck disable=SC2086
-			set -- $m
-			chrt --fifo 1 "$BIN/memstat" -mode sweep -lib "$1" -n "$MEM_N" "${@:2}" >>"$OUT/memstat.jsonl"
+			memstat_row "chrt --fifo 1" $m
 		done
 	else
 		say "memory: no isolated sweeps (ISOLATE=0, or chrt --fifo needs root)"
