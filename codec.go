@@ -51,37 +51,49 @@ func appendJSONScalar(dst []byte, v any) ([]byte, bool) {
 
 // Decode implements [Codec].
 func (JSONCodec) Decode(data []byte, v any) error {
+	if decodeJSONScalar(data, v) {
+		return nil
+	}
+	return json.Unmarshal(data, v)
+}
+
+// decodeJSONScalar decodes data into v if v points to an integer, a
+// boolean or a string and data is its plain JSON, the bytes that
+// appendJSONScalar writes, and reports whether it did. It keeps v out of
+// the heap: Lookup calls it before the Codec interface, through which a
+// pointer to its result would escape.
+func decodeJSONScalar(data []byte, v any) bool {
 	switch p := v.(type) {
 	case *int:
 		if plainInt(data) {
 			if n, err := strconv.ParseInt(string(data), 10, strconv.IntSize); err == nil {
 				*p = int(n)
-				return nil
+				return true
 			}
 		}
 	case *int64:
 		if plainInt(data) {
 			if n, err := strconv.ParseInt(string(data), 10, 64); err == nil {
 				*p = n
-				return nil
+				return true
 			}
 		}
 	case *bool:
 		switch string(data) {
 		case "true":
 			*p = true
-			return nil
+			return true
 		case "false":
 			*p = false
-			return nil
+			return true
 		}
 	case *string:
 		if n := len(data); n >= 2 && data[0] == '"' && data[n-1] == '"' && plainString(string(data[1:n-1])) {
 			*p = string(data[1 : n-1])
-			return nil
+			return true
 		}
 	}
-	return json.Unmarshal(data, v)
+	return false
 }
 
 // plainString reports whether encoding/json writes s between quotes

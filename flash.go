@@ -1,7 +1,6 @@
 package sesh
 
 import (
-	"context"
 	"encoding/binary"
 	"encoding/hex"
 	"io"
@@ -128,7 +127,7 @@ func (f Flash) Pop(kinds ...string) []Message {
 			s.setChange(k, change{del: true})
 		}
 		if s.version > 0 && !s.renew && len(s.retiring()) == 0 {
-			ctx, cancel := s.m.storeCtx(context.WithoutCancel(s.req.Context()))
+			ctx, cancel := s.m.storeCtx(s.commitCtx())
 			err := s.saveLive(ctx, s.m.now(), false)
 			cancel()
 			if err != nil {

@@ -160,11 +160,12 @@ func (m *Manager) load(ctx context.Context, id sessionID, key Key) (loaded, load
 		m.remove(ctx, key)
 		return loaded{}, stateAbsent, nil
 	}
-	idle, abs := m.deadlines(rec)
+	idle, abs := m.deadlinesMS(rec)
 	// A record last written in the future means the clock went back: a
 	// session must never outlive its deadlines that way.
-	future := rec.lastSeen.Time().After(now.Add(maxClockSkew))
-	if future || !now.Before(idle) || !now.Before(abs) {
+	nowMS := toMS(now)
+	future := rec.lastSeen > nowMS+msTime(maxClockSkew/time.Millisecond)
+	if future || nowMS >= idle || nowMS >= abs {
 		m.Report(ctx, Event{Kind: EventExpired, User: rec.user, Handle: handle(key)})
 		m.remove(ctx, key)
 		return loaded{}, stateAbsent, nil
@@ -372,6 +373,14 @@ func (m *Manager) seal(buf *[]byte, id sessionID, key Key, rec *record, version 
 
 // deadlines returns the idle and absolute deadlines of rec.
 func (m *Manager) deadlines(rec *record) (idle, abs time.Time) {
+	i, a := m.deadlinesMS(rec)
+	return i.Time(), a.Time()
+}
+
+// deadlinesMS returns the idle and absolute deadlines of rec to the
+// millisecond, as records keep their times: a timeout with a fraction of
+// a millisecond ends at the millisecond before.
+func (m *Manager) deadlinesMS(rec *record) (idle, abs msTime) {
 	it, at := m.cfg.IdleTimeout, m.cfg.AbsoluteTimeout
 	if rec.idle > 0 && rec.idle < it {
 		it = rec.idle
@@ -379,16 +388,20 @@ func (m *Manager) deadlines(rec *record) (idle, abs time.Time) {
 	if rec.absolute > 0 && rec.absolute < at {
 		at = rec.absolute
 	}
-	return rec.lastSeen.Time().Add(it), rec.created.Time().Add(at)
+	return rec.lastSeen + msTime(it/time.Millisecond), rec.created + msTime(at/time.Millisecond)
 }
 
 // expires returns the earlier of rec's deadlines.
 func (m *Manager) expires(rec *record) time.Time {
-	idle, abs := m.deadlines(rec)
-	if idle.Before(abs) {
-		return idle
-	}
-	return abs
+	idle, abs := m.deadlinesMS(rec)
+	return min(idle, abs).Time()
+}
+
+// touchDue reports whether rec's last recorded activity is old enough, at
+// now, to be recorded again (Config.TouchInterval).
+func (m *Manager) touchDue(rec *record, now time.Time) bool {
+	d := (m.cfg.TouchInterval + time.Millisecond - 1) / time.Millisecond
+	return toMS(now) >= rec.lastSeen+msTime(d)
 }
 
 // maxCandidates bounds the session cookies one request may present.

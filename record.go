@@ -68,8 +68,17 @@ type value struct {
 // values is a record's values sorted by key, each key once.
 type values []value
 
-// index returns where k is or would be in vs.
+// index returns where k is or would be in vs. Most sessions hold a few
+// values, which a linear scan finds faster than a binary search.
 func (vs values) index(k string) (int, bool) {
+	if len(vs) <= 8 {
+		for i := range vs {
+			if c := strings.Compare(vs[i].key, k); c >= 0 {
+				return i, c == 0
+			}
+		}
+		return len(vs), false
+	}
 	return slices.BinarySearchFunc(vs, k, func(v value, k string) int { return strings.Compare(v.key, k) })
 }
 
@@ -172,6 +181,11 @@ func (d *decoder) rest() int { return len(d.b) - d.off }
 func (d *decoder) uvarint() uint64 {
 	if d.err {
 		return 0
+	}
+	if d.off < len(d.b) && d.b[d.off] < 0x80 {
+		// One byte: lengths, counts, flags and unset times.
+		d.off++
+		return uint64(d.b[d.off-1])
 	}
 	v, n := binary.Uvarint(d.b[d.off:])
 	if n <= 0 {

@@ -234,6 +234,27 @@ func (c *requestCtx) Value(key any) any {
 	return c.Context.Value(key)
 }
 
+// commitCtx is the context that a session's commits run under: the
+// request's values, without its cancellation and deadline, as
+// context.WithoutCancel(&s.ctx) gives it, but allocated with the session.
+// A commit must finish even when the client has gone: what the store
+// holds and what the browser was told must not diverge.
+type commitCtx Session
+
+func (s *Session) commitCtx() context.Context { return (*commitCtx)(s) }
+
+// Deadline implements [context.Context]: there is none.
+func (*commitCtx) Deadline() (time.Time, bool) { return time.Time{}, false }
+
+// Done implements [context.Context]: it is never done.
+func (*commitCtx) Done() <-chan struct{} { return nil }
+
+// Err implements [context.Context]: it is never canceled.
+func (*commitCtx) Err() error { return nil }
+
+// Value implements [context.Context] with the request context's values.
+func (c *commitCtx) Value(key any) any { return c.ctx.Value(key) }
+
 // FromContext returns the session of the request whose context is ctx.
 // Outside the manager's middleware it returns a session on which every
 // read finds nothing and every write fails with ErrNoMiddleware.
@@ -442,7 +463,7 @@ func (s *Session) release() {
 	if unlock == nil {
 		return
 	}
-	ctx, cancel := s.m.storeCtx(context.WithoutCancel(s.req.Context()))
+	ctx, cancel := s.m.storeCtx(s.commitCtx())
 	defer cancel()
 	if err := unlock(ctx); err != nil && !errors.Is(err, ErrLockLost) {
 		s.m.cfg.Logger.LogAttrs(ctx, slog.LevelWarn,
@@ -615,6 +636,9 @@ func fullKey(sc Scope, key string) (*Session, string, error) {
 	if !validKey(key) {
 		return s, "", fmt.Errorf("%w: %q", ErrInvalidKey, key)
 	}
+	if prefix == "" {
+		return s, key, nil
+	}
 	return s, prefix + key, nil
 }
 
@@ -636,6 +660,9 @@ func Lookup[T any](sc Scope, key string) (T, error) {
 	}
 	if !ok {
 		return v, ErrNoValue
+	}
+	if _, ok := s.m.cfg.Codec.(JSONCodec); ok && decodeJSONScalar(raw, &v) {
+		return v, nil
 	}
 	if err := s.m.cfg.Codec.Decode(raw, &v); err != nil {
 		var zero T
@@ -963,14 +990,26 @@ func (s *Session) dirty() bool {
 	return len(s.changes) > 0 || s.cleared || s.userSet || s.flagsSet || s.timeoutsSet || s.renew || s.newIP() != ""
 }
 
-// apply returns base with the pending changes applied, as of now.
+// apply returns base with the pending changes applied, as of now, in a
+// new record; base is not modified.
 func (s *Session) apply(base *record, now time.Time) *record {
 	next := &record{}
-	var old values
 	if base != nil {
 		*next = *base
+	}
+	s.applyTo(next, base != nil, now)
+	return next
+}
+
+// applyTo applies the pending changes to rec, as of now. rec is a copy of
+// the live record (live), or a zero record for a new session. It is
+// idempotent: applying the same changes again gives the same record,
+// which is what lets saveLive apply them to s.rec in place.
+func (s *Session) applyTo(next *record, live bool, now time.Time) {
+	var old values
+	if live {
 		if !s.cleared {
-			old = base.values
+			old = next.values
 		}
 	} else {
 		next.created = toMS(now)
@@ -992,7 +1031,6 @@ func (s *Session) apply(base *record, now time.Time) *record {
 		next.ip = ip
 	}
 	next.lastSeen = toMS(now)
-	return next
 }
 
 func (s *Session) resetPending() {
@@ -1046,10 +1084,10 @@ func (s *Session) commit(headersSent bool, status int) error {
 		return nil
 	}
 	if !s.dirty() && len(s.retiring()) == 0 && !s.logout &&
-		(s.version == 0 || s.m.now().Sub(s.rec.lastSeen.Time()) < s.m.cfg.TouchInterval) {
+		(s.version == 0 || !s.m.touchDue(s.rec, s.m.now())) {
 		return nil // nothing to write: no context, no store call
 	}
-	ctx, cancel := s.m.storeCtx(context.WithoutCancel(s.req.Context()))
+	ctx, cancel := s.m.storeCtx(s.commitCtx())
 	defer cancel()
 	return s.commitLocked(ctx, hdr)
 }
@@ -1062,7 +1100,7 @@ func (s *Session) commitLocked(ctx context.Context, hdr http.Header) error {
 		if s.dirty() {
 			return s.saveLive(ctx, now, false)
 		}
-		if now.Sub(s.rec.lastSeen.Time()) >= m.cfg.TouchInterval {
+		if m.touchDue(s.rec, now) {
 			return s.saveLive(ctx, now, true)
 		}
 		return nil
@@ -1184,10 +1222,14 @@ func (s *Session) create(ctx context.Context, next *record, hdr http.Header) (bo
 func (s *Session) saveLive(ctx context.Context, now time.Time, touch bool) error {
 	m := s.m
 	for attempt := 0; ; attempt++ {
-		next := s.apply(s.rec, now)
+		// s.rec is this request's own copy of the stored record, and
+		// applying the changes is idempotent: it takes them in place,
+		// whether or not the save below succeeds.
+		next := s.rec
+		s.applyTo(next, true, now)
 		err := m.sealSave(ctx, s.id, s.key, next, s.version+1, s.version)
 		if err == nil {
-			s.rec, s.version = next, s.version+1
+			s.version++
 			s.resetPending()
 			if m.cfg.Cookie.Persistent && s.w != nil && !s.w.wroteHeader {
 				_, abs := m.deadlines(next)
