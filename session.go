@@ -664,11 +664,12 @@ func Lookup[T any](sc Scope, key string) (T, error) {
 	if _, ok := s.m.cfg.Codec.(JSONCodec); ok && decodeJSONScalar(raw, &v) {
 		return v, nil
 	}
-	if err := s.m.cfg.Codec.Decode(raw, &v); err != nil {
-		var zero T
-		return zero, fmt.Errorf("sesh: decoding %q: %w", key, err)
+	// A pointer passed to the codec escapes, so only this path allocates.
+	p := new(T)
+	if err := s.m.cfg.Codec.Decode(raw, p); err != nil {
+		return v, fmt.Errorf("sesh: decoding %q: %w", key, err)
 	}
-	return v, nil
+	return *p, nil
 }
 
 // Get returns the value under key as a T, and whether there was one that
