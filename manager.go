@@ -417,12 +417,12 @@ func (m *Manager) candidates(r *http.Request, dst []sessionID) []sessionID {
 		for line != "" {
 			var part string
 			part, line, _ = strings.Cut(line, ";")
-			part = strings.TrimLeft(part, " \t")
+			part = trimBlanks(part, true)
 			n, v, ok := strings.Cut(part, "=")
 			if !ok || n != name {
 				continue
 			}
-			id, ok := parseSessionID(strings.TrimRight(v, " \t"))
+			id, ok := parseSessionID(trimBlanks(v, false))
 			if !ok || slices.Contains(dst, id) {
 				continue
 			}
@@ -433,6 +433,22 @@ func (m *Manager) candidates(r *http.Request, dst []sessionID) []sessionID {
 		}
 	}
 	return dst
+}
+
+// trimBlanks removes spaces and tabs from the start of s (left) or from
+// its end: strings.TrimLeft and TrimRight with " \t", without building
+// their character set on every call.
+func trimBlanks(s string, left bool) string {
+	if left {
+		for s != "" && (s[0] == ' ' || s[0] == '\t') {
+			s = s[1:]
+		}
+		return s
+	}
+	for s != "" && (s[len(s)-1] == ' ' || s[len(s)-1] == '\t') {
+		s = s[:len(s)-1]
+	}
+	return s
 }
 
 // cookie returns the session cookie for value; an empty value gives the

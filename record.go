@@ -178,14 +178,19 @@ func newDecoder(b []byte) decoder { return decoder{b: b, s: string(b)} }
 
 func (d *decoder) rest() int { return len(d.b) - d.off }
 
+// uvarint reads one uvarint. Most are one byte (lengths, counts, flags,
+// unset times), which it reads at once; the rest go to uvarintLong.
 func (d *decoder) uvarint() uint64 {
+	if i := d.off; !d.err && i < len(d.b) && d.b[i] < 0x80 {
+		d.off++
+		return uint64(d.b[i])
+	}
+	return d.uvarintLong()
+}
+
+func (d *decoder) uvarintLong() uint64 {
 	if d.err {
 		return 0
-	}
-	if d.off < len(d.b) && d.b[d.off] < 0x80 {
-		// One byte: lengths, counts, flags and unset times.
-		d.off++
-		return uint64(d.b[d.off-1])
 	}
 	v, n := binary.Uvarint(d.b[d.off:])
 	if n <= 0 {

@@ -108,8 +108,17 @@ func FuzzParseSessionID(f *testing.F) {
 	f.Add(strings.Repeat("A", 43))
 	f.Add(strings.Repeat("_", 43))
 	f.Add("../../../../etc/passwd")
+	f.Add(id.encode()[:42] + "B") // low bits set: not canonical
+	f.Add(id.encode()[:20] + "=" + id.encode()[21:])
+	f.Add(id.encode()[:20] + "\n" + id.encode()[21:])
 	f.Fuzz(func(t *testing.T, s string) {
 		id, ok := parseSessionID(s)
+		// It accepts exactly what the standard library's strict decoder
+		// decodes to 32 bytes from 43 characters, with the same result.
+		want, err := idEncoding.DecodeString(s)
+		if std := err == nil && len(s) == idLen && len(want) == idBytes; ok != std || ok && !bytes.Equal(id[:], want) {
+			t.Fatalf("%q: parsed %v (%x), encoding/base64 %v (%x, %v)", s, ok, id, std, want, err)
+		}
 		if !ok {
 			return
 		}
