@@ -204,6 +204,22 @@ func (h *harness) routes() http.Handler {
 		}
 		io.WriteString(w, "ok")
 	})
+	// A handler that commits while the store fails, then again once it
+	// is back: the changes of both commits must land, once each.
+	mux.HandleFunc("GET /commit-retry", func(w http.ResponseWriter, r *http.Request) {
+		s := sesh.FromContext(r.Context())
+		if r.FormValue("clear") == "1" {
+			s.Clear()
+		}
+		s.Set("b", "2")
+		s.Delete("a")
+		h.store.failSave.Store(true)
+		err1 := s.Commit()
+		h.store.failSave.Store(false)
+		s.Set("d", "4")
+		err2 := s.Commit()
+		fmt.Fprintf(w, "%v %v %v", errors.Is(err1, sesh.ErrStoreUnavailable), err2, s.Keys())
+	})
 	mux.HandleFunc("GET /get", func(w http.ResponseWriter, r *http.Request) {
 		v, _ := sesh.Get[string](sesh.FromContext(r.Context()), r.FormValue("k"))
 		io.WriteString(w, v)

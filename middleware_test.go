@@ -407,6 +407,36 @@ func TestStoreFailsOnCommit(t *testing.T) {
 	}
 }
 
+// A commit that fails leaves the pending changes to the next one, which
+// applies them to the same record again: nothing is lost, doubled or
+// resurrected.
+func TestCommitAfterFailedCommit(t *testing.T) {
+	for _, clear := range []bool{false, true} {
+		t.Run(fmt.Sprintf("clear=%v", clear), func(t *testing.T) {
+			h := newHarness(t, nil)
+			c := h.client()
+			h.get(c, "/put?k=a&v=1")
+			h.get(c, "/put?k=c&v=3")
+			path, keys := "/commit-retry", "[b c d]"
+			if clear {
+				path, keys = "/commit-retry?clear=1", "[b d]"
+			}
+			if r := h.get(c, path); r.code != http.StatusOK || r.body != "true <nil> "+keys {
+				t.Fatalf("got %d %q, want 200 %q", r.code, r.body, "true <nil> "+keys)
+			}
+			want := map[string]string{"a": "", "b": "2", "c": "3", "d": "4"}
+			if clear {
+				want["c"] = ""
+			}
+			for k, v := range want {
+				if r := h.get(c, "/get?k="+k); r.body != v {
+					t.Errorf("%s: got %q, want %q", k, r.body, v)
+				}
+			}
+		})
+	}
+}
+
 func TestLoginWithFailingDeleteKeepsOldSession(t *testing.T) {
 	h := newHarness(t, nil)
 	c := h.client()
