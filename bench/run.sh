@@ -4,7 +4,7 @@
 #   bash bench/run.sh            # everything, about 12 minutes on 2 vCPUs
 #   DURATION=2s COUNT=3 MEM_N=200000 bash bench/run.sh    # a quick look
 #
-# Steps (STEPS, default "load bench lost trips mem"; add "profile" for
+# Steps (STEPS, default "load bench lost trips mem instr"; add "profile" for
 # CPU and allocation profiles of sesh):
 #   load   end to end: for each pair and workload, a fresh loadserver on
 #          127.0.0.1, its sessions fetched with curl, then wrk (THREADS,
@@ -19,6 +19,11 @@
 #          sesh back to back and paced 2 ms apart, scs's own cleanup;
 #          then the sweeps again under chrt --fifo 1 where allowed,
 #          isolated from the machine's other processes; ISOLATE=0 skips)
+#   instr  instructions per request in process, counted by valgrind's
+#          callgrind (the same count on any run of the same binary,
+#          whatever else the machine does): BenchmarkWorkload serial, for
+#          INSTR_PAIRS (net/http, the floors and sesh-memstore), INSTR_N
+#          requests
 #   profile  CPU and alloc profiles of sesh-memstore rmw/read/new, with
 #          `go tool pprof -top` summaries, in $OUT/profiles
 #
@@ -38,7 +43,8 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 : "${DURATION:=5s}" "${WARMUP:=1s}" "${THREADS:=2}" "${CONNS:=32}" "${ROUNDS:=2}" "${SESSIONS:=1000}"
-: "${COUNT:=5}" "${BENCHTIME:=200ms}" "${MEM_N:=1000000}" "${STEPS:=load bench lost trips mem}"
+: "${COUNT:=5}" "${BENCHTIME:=200ms}" "${MEM_N:=1000000}" "${STEPS:=load bench lost trips mem instr}"
+: "${INSTR_PAIRS:=nethttp floor floor-sealed sesh-memstore}" "${INSTR_N:=10000}"
 : "${PAIRS:=nethttp floor floor-sealed sesh-memstore scs-memstore gorilla-cookie gorilla-fs sesh-redis scs-goredis}"
 : "${OUT:=results/$(date -u +%Y%m%dT%H%M%SZ)}"
 : "${WORKLOADS:=rmw read new}"
@@ -239,6 +245,42 @@ if has_step mem; then
 		done
 	else
 		say "memory: no isolated sweeps (ISOLATE=0, or chrt --fifo needs root)"
+	fi
+fi
+
+# callgrind_instr PAIR WORKLOAD N: instructions counted by callgrind for
+# the serial benchmark at -benchtime Nx (setup included). Asynchronous
+# preemption is off: callgrind cannot follow Go's preemption signals.
+callgrind_instr() {
+	local f=$OUT/callgrind.tmp
+	GODEBUG=asyncpreemptoff=1 GOMAXPROCS=1 valgrind --tool=callgrind --callgrind-out-file="$f" \
+		"$BIN/bench.test" -test.run '^$' -test.bench "^BenchmarkWorkload\$/^$1\$/^$2\$/^serial\$" -test.benchtime "${3}x" >/dev/null 2>&1 ||
+		die "callgrind failed on $1 $2"
+	awk '/^totals:/ {print $2}' "$f"
+	rm -f "$f"
+}
+
+if has_step instr; then
+	if ! command -v valgrind >/dev/null && [ "$(id -u)" = 0 ]; then
+		say "installing valgrind"
+		apt-get install -y -qq valgrind >/dev/null 2>&1 || true
+	fi
+	if command -v valgrind >/dev/null; then
+		: >"$OUT/instr.jsonl"
+		for wl in $WORKLOADS; do
+			for p in $INSTR_PAIRS; do
+				[[ " $PAIRS " == *" $p "* ]] || continue
+				say "instructions: $p $wl ($INSTR_N requests under callgrind)"
+				# The run of N+2 requests less the run of 2: both call
+				# the benchmark twice (b.N = 1, then b.N = n), so setup
+				# and the first calls cancel out.
+				one=$(callgrind_instr "$p" "$wl" 2)
+				many=$(callgrind_instr "$p" "$wl" $((INSTR_N + 2)))
+				echo "{\"pair\":\"$p\",\"workload\":\"$wl\",\"n\":$INSTR_N,\"instr\":$(((many - one) / INSTR_N))}" >>"$OUT/instr.jsonl"
+			done
+		done
+	else
+		say "instructions: no valgrind, step skipped"
 	fi
 fi
 

@@ -8,7 +8,7 @@
 //	report -dir results/20260101-120000
 //
 // Files read (each optional): meta.json, wrk.jsonl, gobench.txt,
-// lostupdate.jsonl, memstat.jsonl, roundtrips.txt.
+// lostupdate.jsonl, memstat.jsonl, roundtrips.txt, instr.jsonl.
 package main
 
 import (
@@ -40,6 +40,7 @@ func main() {
 		bench: map[bkey][]benchLine{},
 		lost:  map[string][]lostRow{},
 		trips: map[key]string{},
+		instr: map[key]float64{},
 	}
 	r.readMeta()
 	r.readWrk()
@@ -47,6 +48,7 @@ func main() {
 	r.readLost()
 	r.readMem()
 	r.readTrips()
+	r.readInstr()
 	r.print()
 }
 
@@ -114,6 +116,7 @@ type report struct {
 	mem     []memRow
 	trips   map[key]string
 	tripsOK string
+	instr   map[key]float64 // instructions per request (callgrind)
 }
 
 func open(name string) (*os.File, bool) {
@@ -252,6 +255,21 @@ func (r *report) readTrips() {
 		cmds := strings.NewReplacer("[[", "", "]]", "", "] [", ", ", "[", "", "]", "").Replace(m[4])
 		r.trips[key{pair, wl}] = fmt.Sprintf("%s (%s)", m[3], strings.ToUpper(cmds))
 	}
+}
+
+func (r *report) readInstr() {
+	jsonLines("instr.jsonl", func(b []byte) error {
+		var v struct {
+			Pair     string  `json:"pair"`
+			Workload string  `json:"workload"`
+			Instr    float64 `json:"instr"`
+		}
+		if err := json.Unmarshal(b, &v); err != nil {
+			return err
+		}
+		r.instr[key{v.Pair, v.Workload}] = v.Instr
+		return nil
+	})
 }
 
 func median(v []float64) float64 {
@@ -430,8 +448,43 @@ func (r *report) print() {
 	fmt.Println()
 	fmt.Println("e2e: wrk against a loadserver process on 127.0.0.1, rmw and read round-robin over 1,000 pre-made sessions (net/http gets stand-in cookies of the same length), new with no cookie; each round in parentheses. \"sesh ÷ this\": sesh-redis for the Redis peers, sesh-memstore for the others (floor: net/http with only what any server-side session needs, a random ID in a cookie and a map under a mutex; floor-sealed: floor with its values sealed with AES-256-GCM under the SHA-256 of the ID); above 1× for req/s and below 1× for ns/op and allocs mean sesh is ahead. \"lost of 200\": increments lost of 200 parallel ones on one session (/incr; sesh with and without Manager.Exclusive). Redis round trips: per request, counted with a go-redis hook (TestRedisRoundTrips" + tripsNote(r.tripsOK) + ").")
 	fmt.Println()
+	r.printInstr()
 	r.printMem()
 	r.printTargets()
+}
+
+// printInstr prints the instruction counts: per request, and beyond what
+// bare net/http's handler takes, which is what each pair's session work
+// costs.
+func (r *report) printInstr() {
+	if len(r.instr) == 0 {
+		return
+	}
+	fmt.Println("Instructions per request, in process (callgrind; serial Go benchmark, httptest):")
+	fmt.Println()
+	fmt.Println("| workload | pair | instructions | beyond net/http | sesh's beyond ÷ this one's |")
+	fmt.Println("|---|---|--:|--:|--:|")
+	for _, wl := range workload.Workloads {
+		base, okBase := r.instr[key{workload.NetHTTP, wl}]
+		sesh, okSesh := r.instr[key{workload.SeshMem, wl}]
+		for _, p := range workload.All {
+			n, ok := r.instr[key{p, wl}]
+			if !ok {
+				continue
+			}
+			beyond, vs := "", ""
+			if okBase && p != workload.NetHTTP {
+				beyond = thousands(n - base)
+				if okSesh && p != workload.SeshMem {
+					vs = ratio(sesh-base, n-base)
+				}
+			}
+			fmt.Printf("| %s | %s | %s | %s | %s |\n", wl, p, thousands(n), beyond, vs)
+		}
+	}
+	fmt.Println()
+	fmt.Println("Counted by valgrind's callgrind, which gives the same count for the same binary whatever else the machine is doing: the run of N+2 requests less the run of 2, divided by N, garbage collection included (GOMAXPROCS=1, so it runs in the counted thread). Instructions are not time (a cache miss costs more than a hundred of them), and valgrind's CPU has no SHA extensions, so SHA-256 is counted on its slower AVX2 path; the counts compare the work each pair does, not its speed.")
+	fmt.Println()
 }
 
 func tripsNote(s string) string {
