@@ -41,7 +41,9 @@ type Config struct {
 	// (default 30 minutes). AbsoluteTimeout ends it this long after it was
 	// created, however active (default 12 hours). Both are checked by the
 	// manager on every load, whatever the store does, and both can be
-	// shortened per session with [Session.SetTimeouts].
+	// shortened per session with [Session.SetTimeouts]. Records keep
+	// times to the millisecond, and so do the deadlines: a fraction of a
+	// millisecond in a timeout is dropped.
 	IdleTimeout     time.Duration
 	AbsoluteTimeout time.Duration
 

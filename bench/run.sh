@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # run.sh: sesh against its peers, side by side in one run, on this machine.
 #
-#   bash bench/run.sh            # everything, about 12 minutes on 2 vCPUs
+#   bash bench/run.sh            # everything, about 16 minutes on 2 vCPUs
 #   DURATION=2s COUNT=3 MEM_N=200000 bash bench/run.sh    # a quick look
 #
 # Steps (STEPS, default "load bench lost trips mem instr"; add "profile" for
