@@ -65,18 +65,14 @@ func (JSONCodec) Decode(data []byte, v any) error {
 func decodeJSONScalar(data []byte, v any) bool {
 	switch p := v.(type) {
 	case *int:
-		if plainInt(data) {
-			if n, err := strconv.ParseInt(string(data), 10, strconv.IntSize); err == nil {
-				*p = int(n)
-				return true
-			}
+		if n, ok := plainIntValue(data, strconv.IntSize); ok {
+			*p = int(n)
+			return true
 		}
 	case *int64:
-		if plainInt(data) {
-			if n, err := strconv.ParseInt(string(data), 10, 64); err == nil {
-				*p = n
-				return true
-			}
+		if n, ok := plainIntValue(data, 64); ok {
+			*p = n
+			return true
 		}
 	case *bool:
 		switch string(data) {
@@ -107,6 +103,34 @@ func plainString(s string) bool {
 		}
 	}
 	return true
+}
+
+// plainIntValue returns the value of b if it is a JSON integer (see
+// plainInt) that fits in bitSize bits. Up to 18 digits, which cannot
+// overflow an int64, it adds them up itself.
+func plainIntValue(b []byte, bitSize int) (int64, bool) {
+	if !plainInt(b) {
+		return 0, false
+	}
+	if len(b) > 18 {
+		n, err := strconv.ParseInt(string(b), 10, bitSize)
+		return n, err == nil
+	}
+	d := b
+	if d[0] == '-' {
+		d = d[1:]
+	}
+	var n int64
+	for _, c := range d {
+		n = n*10 + int64(c-'0')
+	}
+	if b[0] == '-' {
+		n = -n
+	}
+	if bitSize < 64 && (n < -1<<(bitSize-1) || n > 1<<(bitSize-1)-1) {
+		return 0, false
+	}
+	return n, true
 }
 
 // plainInt reports whether b is a JSON integer: -?(0|[1-9][0-9]*).

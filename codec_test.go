@@ -25,7 +25,7 @@ func TestJSONCodecMatchesEncodingJSON(t *testing.T) {
 }
 
 func FuzzJSONCodecDecode(f *testing.F) {
-	for _, s := range []string{"0", "-0", "01", "1e3", "-", "123456789012345678901234567890", `"x"`, `"\u0041"`, `"a\"b"`, "true", "null", " 1"} {
+	for _, s := range []string{"0", "-0", "01", "1e3", "-", "123456789012345678901234567890", "999999999999999999", "-9223372036854775808", "9223372036854775808", `"x"`, `"\u0041"`, `"a\"b"`, "true", "null", " 1"} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -34,6 +34,11 @@ func FuzzJSONCodecDecode(f *testing.F) {
 		e1, e2 := c.Decode(b, &i1), json.Unmarshal(b, &i2)
 		if (e1 == nil) != (e2 == nil) || i1 != i2 {
 			t.Fatalf("int %q: got %d, %v; encoding/json %d, %v", b, i1, e1, i2, e2)
+		}
+		var l1, l2 int64
+		e1, e2 = c.Decode(b, &l1), json.Unmarshal(b, &l2)
+		if (e1 == nil) != (e2 == nil) || l1 != l2 {
+			t.Fatalf("int64 %q: got %d, %v; encoding/json %d, %v", b, l1, e1, l2, e2)
 		}
 		var s1, s2 string
 		e1, e2 = c.Decode(b, &s1), json.Unmarshal(b, &s2)

@@ -82,12 +82,13 @@ func parseSessionID(s string) (sessionID, bool) {
 	if len(s) != idLen {
 		return id, false
 	}
-	var bad byte // any character outside the alphabet sets its top bits
-	for i, j := 0, 0; i < 40; i, j = i+4, j+3 {
-		a, b, c, d := idValues[s[i]], idValues[s[i+1]], idValues[s[i+2]], idValues[s[i+3]]
+	var bad byte        // any character outside the alphabet sets its top bits
+	for i := range 10 { // 4 characters make 3 bytes
+		g, o := s[4*i:4*i+4], id[3*i:3*i+3]
+		a, b, c, d := idValues[g[0]], idValues[g[1]], idValues[g[2]], idValues[g[3]]
 		bad |= a | b | c | d
 		v := uint32(a)<<18 | uint32(b)<<12 | uint32(c)<<6 | uint32(d)
-		id[j], id[j+1], id[j+2] = byte(v>>16), byte(v>>8), byte(v)
+		o[0], o[1], o[2] = byte(v>>16), byte(v>>8), byte(v)
 	}
 	// The last three characters carry 18 bits: two bytes, then two bits
 	// that the canonical encoding leaves zero.

@@ -178,27 +178,23 @@ func newDecoder(b []byte) decoder { return decoder{b: b, s: string(b)} }
 
 func (d *decoder) rest() int { return len(d.b) - d.off }
 
-// uvarint reads one uvarint. Most are one byte (lengths, counts, flags,
-// unset times), which it reads at once; the rest go to uvarintLong.
+// uvarint reads one uvarint, as binary.Uvarint does (at most ten bytes,
+// no overflow), without slicing the rest of the input for it.
 func (d *decoder) uvarint() uint64 {
-	if i := d.off; !d.err && i < len(d.b) && d.b[i] < 0x80 {
-		d.off++
-		return uint64(d.b[i])
+	var v uint64
+	for i, s := d.off, uint(0); !d.err && i < len(d.b) && i-d.off < binary.MaxVarintLen64; i, s = i+1, s+7 {
+		c := d.b[i]
+		if c < 0x80 {
+			if i-d.off == binary.MaxVarintLen64-1 && c > 1 {
+				break // overflow
+			}
+			d.off = i + 1
+			return v | uint64(c)<<s
+		}
+		v |= uint64(c&0x7f) << s
 	}
-	return d.uvarintLong()
-}
-
-func (d *decoder) uvarintLong() uint64 {
-	if d.err {
-		return 0
-	}
-	v, n := binary.Uvarint(d.b[d.off:])
-	if n <= 0 {
-		d.err = true
-		return 0
-	}
-	d.off += n
-	return v
+	d.err = true
+	return 0
 }
 
 // span reads a length and returns the bounds of the bytes that follow.

@@ -2,7 +2,10 @@ package sesh
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
+	"math"
+	mrand "math/rand/v2"
 	"net/http"
 	"slices"
 	"strings"
@@ -348,5 +351,36 @@ func TestApplyChanges(t *testing.T) {
 				t.Fatalf("decode: %v, %d values", err, len(dec.values))
 			}
 		})
+	}
+}
+
+// The decoder's own uvarint reads what binary.Uvarint reads, and refuses
+// what it refuses: truncated input and values beyond 64 bits.
+func TestDecoderUvarint(t *testing.T) {
+	inputs := [][]byte{{}, {0}, {1}, {0x7f}, {0x80}, {0x80, 1}, {0xff, 0xff, 0xff},
+		binary.AppendUvarint(nil, 1<<53), binary.AppendUvarint(nil, math.MaxUint64),
+		{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 2},
+		{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 1},
+		{0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0}}
+	for range 1000 {
+		b := make([]byte, mrand.IntN(12))
+		for i := range b {
+			b[i] = byte(mrand.IntN(256))
+		}
+		inputs = append(inputs, b)
+	}
+	for _, b := range inputs {
+		want, n := binary.Uvarint(b)
+		d := newDecoder(b)
+		got := d.uvarint()
+		if n <= 0 {
+			if !d.err {
+				t.Errorf("%x: read %d, want an error", b, got)
+			}
+			continue
+		}
+		if d.err || got != want || d.off != n {
+			t.Errorf("%x: got %d (%d bytes, error %v), want %d (%d bytes)", b, got, d.off, d.err, want, n)
+		}
 	}
 }
