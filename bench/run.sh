@@ -250,10 +250,13 @@ fi
 
 # callgrind_instr PAIR WORKLOAD N: instructions counted by callgrind for
 # the serial benchmark at -benchtime Nx (setup included). Asynchronous
-# preemption is off: callgrind cannot follow Go's preemption signals.
+# preemption is off: callgrind cannot follow Go's preemption signals. The
+# collector runs stopped-the-world, in the counted thread, when the heap
+# reaches its goal: concurrent marking would depend on timing, and the
+# count with it (5-10% between runs on a busy machine, against 0.3%).
 callgrind_instr() {
 	local f=$OUT/callgrind.tmp
-	GODEBUG=asyncpreemptoff=1 GOMAXPROCS=1 valgrind --tool=callgrind --callgrind-out-file="$f" \
+	GODEBUG=asyncpreemptoff=1,gcstoptheworld=1 GOMAXPROCS=1 valgrind --tool=callgrind --callgrind-out-file="$f" \
 		"$BIN/bench.test" -test.run '^$' -test.bench "^BenchmarkWorkload\$/^$1\$/^$2\$/^serial\$" -test.benchtime "${3}x" >/dev/null 2>&1 ||
 		die "callgrind failed on $1 $2"
 	awk '/^totals:/ {print $2}' "$f"
