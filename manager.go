@@ -114,6 +114,7 @@ const (
 type loaded struct {
 	rec     *record
 	version uint64
+	at      msTime // the clock when it was found live
 }
 
 // load reads and opens the record of id, whose store key is key. Store
@@ -170,7 +171,7 @@ func (m *Manager) load(ctx context.Context, id sessionID, key Key) (loaded, load
 		m.remove(ctx, key)
 		return loaded{}, stateAbsent, nil
 	}
-	return loaded{rec: rec, version: sr.Version}, stateLive, nil
+	return loaded{rec: rec, version: sr.Version, at: nowMS}, stateLive, nil
 }
 
 // retire deletes a record leaving a tombstone, trying twice: a session
@@ -399,9 +400,9 @@ func (m *Manager) expires(rec *record) time.Time {
 
 // touchDue reports whether rec's last recorded activity is old enough, at
 // now, to be recorded again (Config.TouchInterval).
-func (m *Manager) touchDue(rec *record, now time.Time) bool {
+func (m *Manager) touchDue(rec *record, now msTime) bool {
 	d := (m.cfg.TouchInterval + time.Millisecond - 1) / time.Millisecond
-	return toMS(now) >= rec.lastSeen+msTime(d)
+	return now >= rec.lastSeen+msTime(d)
 }
 
 // maxCandidates bounds the session cookies one request may present.

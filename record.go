@@ -179,10 +179,20 @@ func newDecoder(b []byte) decoder { return decoder{b: b, s: string(b)} }
 func (d *decoder) rest() int { return len(d.b) - d.off }
 
 // uvarint reads one uvarint, as binary.Uvarint does (at most ten bytes,
-// no overflow), without slicing the rest of the input for it.
+// no overflow), without slicing the rest of the input for it. Most are
+// one byte (lengths, counts, flags, unset times), read first.
 func (d *decoder) uvarint() uint64 {
+	i := d.off
+	if d.err || i >= len(d.b) {
+		d.err = true
+		return 0
+	}
+	if c := d.b[i]; c < 0x80 {
+		d.off = i + 1
+		return uint64(c)
+	}
 	var v uint64
-	for i, s := d.off, uint(0); !d.err && i < len(d.b) && i-d.off < binary.MaxVarintLen64; i, s = i+1, s+7 {
+	for s := uint(0); i < len(d.b) && i-d.off < binary.MaxVarintLen64; i, s = i+1, s+7 {
 		c := d.b[i]
 		if c < 0x80 {
 			if i-d.off == binary.MaxVarintLen64-1 && c > 1 {

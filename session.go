@@ -37,6 +37,9 @@ type Session struct {
 	key     Key
 	rec     *record // last known content; nil when there is no live record
 	version uint64  // 0: no live record under key
+	// loadedAt is the clock when the request found its record live, or 0:
+	// a commit with nothing to write decides on it whether to touch.
+	loadedAt msTime
 
 	unlock func(context.Context) error // releases the exclusive lock, while held
 
@@ -346,7 +349,7 @@ func (s *Session) loadLocked() error {
 		s.key = Key{}
 		return nil
 	}
-	s.rec, s.version = found.rec, found.version
+	s.rec, s.version, s.loadedAt = found.rec, found.version, found.at
 	s.setNewIP(newIP)
 	return nil
 }
@@ -1085,7 +1088,7 @@ func (s *Session) commit(headersSent bool, status int) error {
 		return nil
 	}
 	if !s.dirty() && len(s.retiring()) == 0 && !s.logout &&
-		(s.version == 0 || !s.m.touchDue(s.rec, s.m.now())) {
+		(s.version == 0 || !s.m.touchDue(s.rec, s.loadedAt)) {
 		return nil // nothing to write: no context, no store call
 	}
 	ctx, cancel := s.m.storeCtx(s.commitCtx())
@@ -1101,7 +1104,7 @@ func (s *Session) commitLocked(ctx context.Context, hdr http.Header) error {
 		if s.dirty() {
 			return s.saveLive(ctx, now, false)
 		}
-		if m.touchDue(s.rec, now) {
+		if m.touchDue(s.rec, toMS(now)) {
 			return s.saveLive(ctx, now, true)
 		}
 		return nil
