@@ -1005,8 +1005,8 @@ func (s *Session) apply(base *record, now time.Time) *record {
 	return next
 }
 
-// applyTo applies the pending changes to rec, as of now. rec is a copy of
-// the live record (live), or a zero record for a new session. It is
+// applyTo applies the pending changes to next, as of now. next is a copy
+// of the live record (live), or a zero record for a new session. It is
 // idempotent: applying the same changes again gives the same record,
 // which is what lets saveLive apply them to s.rec in place.
 func (s *Session) applyTo(next *record, live bool, now time.Time) {
