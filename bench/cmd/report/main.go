@@ -460,10 +460,8 @@ func (r *report) printInstr() {
 	if len(r.instr) == 0 {
 		return
 	}
-	fmt.Println("Instructions per request, in process (callgrind; serial Go benchmark, httptest):")
-	fmt.Println()
-	fmt.Println("| workload | pair | instructions | beyond net/http | sesh's beyond ÷ this one's |")
-	fmt.Println("|---|---|--:|--:|--:|")
+	tableHead("Instructions per request, in process (callgrind; serial Go benchmark, httptest):",
+		"| workload | pair | instructions | beyond net/http | sesh's beyond ÷ this one's |", "|---|---|--:|--:|--:|")
 	for _, wl := range workload.Workloads {
 		base, okBase := r.instr[key{workload.NetHTTP, wl}]
 		sesh, okSesh := r.instr[key{workload.SeshMem, wl}]
@@ -487,6 +485,15 @@ func (r *report) printInstr() {
 	fmt.Println()
 }
 
+// tableHead prints a table's caption, a blank line, its header and the
+// header's rule.
+func tableHead(caption, header, rule string) {
+	fmt.Println(caption)
+	fmt.Println()
+	fmt.Println(header)
+	fmt.Println(rule)
+}
+
 func tripsNote(s string) string {
 	if s == "" {
 		return ""
@@ -498,10 +505,9 @@ func (r *report) printMem() {
 	if len(r.mem) == 0 {
 		return
 	}
-	fmt.Println("Memory stores (cmd/memstat, one process per row):")
-	fmt.Println()
-	fmt.Println("| store | measurement | sessions | heap B/session | record B | overhead B/session | load p99 without → during | ratio | load service p99 without → during | ratio |")
-	fmt.Println("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|")
+	tableHead("Memory stores (cmd/memstat, one process per row):",
+		"| store | measurement | sessions | heap B/session | record B | overhead B/session | load p99 without → during | ratio | load service p99 without → during | ratio |",
+		"|---|---|--:|--:|--:|--:|--:|--:|--:|--:|")
 	name := map[string]string{"sesh": "sesh memstore", "scs": "scs memstore"}
 	for _, m := range r.mem {
 		switch m.Mode {
