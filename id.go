@@ -58,16 +58,17 @@ func (r *randBuf) take(n int) ([]byte, error) {
 	return r.b[i : i+n : i+n], nil
 }
 
-// idAlphabet is idEncoding's alphabet, and idValues its inverse: the
-// value of each character of the alphabet, 0xff for any other byte.
-const idAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
-
+// idValues is the inverse of idEncoding's alphabet: the value of each of
+// its characters, 0xff for any other byte. The alphabet is read from
+// idEncoding itself: a byte's first character carries its top six bits.
 var idValues = func() (v [256]byte) {
 	for i := range v {
 		v[i] = 0xff
 	}
-	for i := range len(idAlphabet) {
-		v[idAlphabet[i]] = byte(i)
+	for i := range 64 {
+		var c [2]byte
+		idEncoding.Encode(c[:], []byte{byte(i << 2)})
+		v[c[0]] = byte(i)
 	}
 	return v
 }()

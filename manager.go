@@ -418,12 +418,12 @@ func (m *Manager) candidates(r *http.Request, dst []sessionID) []sessionID {
 		for line != "" {
 			var part string
 			part, line, _ = strings.Cut(line, ";")
-			part = trimBlanks(part, true)
+			part = trimBlanksLeft(part)
 			n, v, ok := strings.Cut(part, "=")
 			if !ok || n != name {
 				continue
 			}
-			id, ok := parseSessionID(trimBlanks(v, false))
+			id, ok := parseSessionID(trimBlanksRight(v))
 			if !ok || slices.Contains(dst, id) {
 				continue
 			}
@@ -436,16 +436,17 @@ func (m *Manager) candidates(r *http.Request, dst []sessionID) []sessionID {
 	return dst
 }
 
-// trimBlanks removes spaces and tabs from the start of s (left) or from
-// its end: strings.TrimLeft and TrimRight with " \t", without building
-// their character set on every call.
-func trimBlanks(s string, left bool) string {
-	if left {
-		for s != "" && (s[0] == ' ' || s[0] == '\t') {
-			s = s[1:]
-		}
-		return s
+// trimBlanksLeft and trimBlanksRight remove spaces and tabs from the
+// start and from the end of s: strings.TrimLeft and TrimRight with " \t",
+// without building their character set on every call.
+func trimBlanksLeft(s string) string {
+	for s != "" && (s[0] == ' ' || s[0] == '\t') {
+		s = s[1:]
 	}
+	return s
+}
+
+func trimBlanksRight(s string) string {
 	for s != "" && (s[len(s)-1] == ' ' || s[len(s)-1] == '\t') {
 		s = s[:len(s)-1]
 	}
