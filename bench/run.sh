@@ -20,8 +20,8 @@
 #          then the sweeps again under chrt --fifo 1 where allowed,
 #          isolated from the machine's other processes; ISOLATE=0 skips)
 #   instr  instructions per request in process, counted by valgrind's
-#          callgrind (the same count on any run of the same binary,
-#          whatever else the machine does): BenchmarkWorkload serial, for
+#          callgrind (within 0.3% on any run of the same binary, 2% on
+#          new, whatever else the machine does): BenchmarkWorkload serial, for
 #          INSTR_PAIRS (net/http, the floors and sesh-memstore), INSTR_N
 #          requests
 #   profile  CPU and alloc profiles of sesh-memstore rmw/read/new, with
@@ -91,11 +91,15 @@ elif [ -z "${SESH_TEST_REDIS:-}" ]; then
 	exec bash ../scripts/testservers.sh run -- bash "$0" "$@"
 fi
 
+# apt_install PKG: installs a Debian package, as root; fails otherwise.
+apt_install() {
+	[ "$(id -u)" -eq 0 ] || return 1
+	say "installing $1"
+	apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$1" >/dev/null
+}
+
 if ! command -v wrk >/dev/null; then
-	[ "$(id -u)" -eq 0 ] || die "wrk is not installed (apt-get install wrk)"
-	say "installing wrk"
-	apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null ||
-		die "could not install wrk"
+	apt_install wrk || die "wrk is not installed and could not be (apt-get install wrk, as root)"
 fi
 command -v curl >/dev/null || die "curl is not installed"
 
@@ -264,10 +268,7 @@ callgrind_instr() {
 }
 
 if has_step instr; then
-	if ! command -v valgrind >/dev/null && [ "$(id -u)" = 0 ]; then
-		say "installing valgrind"
-		apt-get install -y -qq valgrind >/dev/null 2>&1 || true
-	fi
+	command -v valgrind >/dev/null || apt_install valgrind || true
 	if command -v valgrind >/dev/null; then
 		: >"$OUT/instr.jsonl"
 		for wl in $WORKLOADS; do
@@ -277,9 +278,9 @@ if has_step instr; then
 				# The run of N+2 requests less the run of 2: both call
 				# the benchmark twice (b.N = 1, then b.N = n), so setup
 				# and the first calls cancel out.
-				one=$(callgrind_instr "$p" "$wl" 2)
+				two=$(callgrind_instr "$p" "$wl" 2)
 				many=$(callgrind_instr "$p" "$wl" $((INSTR_N + 2)))
-				echo "{\"pair\":\"$p\",\"workload\":\"$wl\",\"n\":$INSTR_N,\"instr\":$(((many - one) / INSTR_N))}" >>"$OUT/instr.jsonl"
+				echo "{\"pair\":\"$p\",\"workload\":\"$wl\",\"n\":$INSTR_N,\"instr\":$(((many - two) / INSTR_N))}" >>"$OUT/instr.jsonl"
 			done
 		done
 	else
