@@ -18,7 +18,8 @@
 #          latency during a sweep of MEM_N expired sessions (cmd/memstat;
 #          sesh back to back and paced 2 ms apart, scs's own cleanup;
 #          then the sweeps again under chrt --fifo 1 where allowed,
-#          isolated from the machine's other processes; ISOLATE=0 skips)
+#          isolated from the machine's other processes, with the kernel's
+#          real-time throttling off while they run; ISOLATE=0 skips)
 #   instr  instructions per request in process, counted by valgrind's
 #          callgrind (within 0.3% on any run of the same binary, 2% on
 #          new, whatever else the machine does): BenchmarkWorkload serial, for
@@ -137,7 +138,35 @@ stop_server() {
 		SERVER_PID=""
 	fi
 }
+
+# Linux stops real-time threads that have held a CPU for
+# sched_rt_runtime_us of the last second (950000 by default) until the
+# second is over: a loader that spins under chrt --fifo loses its CPU
+# for 50 ms every second, and one such stall decides a p99 of loads 100 µs
+# apart. The isolated rows run with it off (-1), as root, and put back
+# whatever was there (in cleanup too, should the run stop).
+RT_KNOB=/proc/sys/kernel/sched_rt_runtime_us
+RT_SAVED=""
+rt_throttle() {
+	case $(cat "$RT_KNOB" 2>/dev/null) in
+	-1) echo off ;;
+	"") echo unknown ;;
+	*) echo "on, $(cat "$RT_KNOB") µs a second" ;;
+	esac
+}
+rt_unthrottle() {
+	local v
+	v=$(cat "$RT_KNOB" 2>/dev/null) || return 0
+	[ "$v" != -1 ] || return 0
+	echo -1 >"$RT_KNOB" 2>/dev/null && RT_SAVED=$v || say "memory: could not turn off real-time throttling"
+}
+rt_restore() {
+	[ -z "$RT_SAVED" ] || echo "$RT_SAVED" >"$RT_KNOB" || say "error: could not put back $RT_KNOB = $RT_SAVED"
+	RT_SAVED=""
+}
+
 cleanup() {
+	rt_restore
 	stop_server
 	if [ -n "$REDIS_PID" ]; then
 		kill "$REDIS_PID" 2>/dev/null || true
@@ -222,31 +251,39 @@ if has_step trips && [ -n "${SESH_TEST_REDIS:-}" ]; then
 		say "TestRedisRoundTrips FAILED: see $OUT/roundtrips.txt"
 fi
 
-# memstat_row PREFIX MODE LIB [ARGS...]: one cmd/memstat row, the command
-# run through PREFIX ("run", or chrt with its arguments).
+# memstat_row plain|isolated MODE LIB [ARGS...]: one cmd/memstat row.
+# Isolated, it runs under chrt --fifo 1, watched by a timeout at a higher
+# real-time priority: nothing of the machine's at a normal priority could
+# stop a run that kept both CPUs.
 memstat_row() {
-	local pre=$1 how=""
+	local how=$1 pre=(run)
 	shift
-	[ "$pre" = run ] || how=", isolated ($pre)"
-	say "memory: $*, $MEM_N sessions$how"
-	# shellcheck disable=SC2086
-	$pre "$BIN/memstat" -mode "$1" -lib "$2" -n "$MEM_N" "${@:3}" >>"$OUT/memstat.jsonl"
+	if [ "$how" = isolated ]; then
+		pre=(chrt --fifo 2 timeout "${ISOLATE_TIMEOUT:-300}" chrt --fifo 1)
+		say "memory: $*, $MEM_N sessions, isolated (chrt --fifo 1, real-time throttling $(rt_throttle))"
+	else
+		say "memory: $*, $MEM_N sessions"
+	fi
+	"${pre[@]}" "$BIN/memstat" -mode "$1" -lib "$2" -n "$MEM_N" "${@:3}" >>"$OUT/memstat.jsonl"
 }
+
 
 if has_step mem; then
 	: >"$OUT/memstat.jsonl"
 	for m in "bytes sesh" "bytes scs" "sweep sesh" "sweep sesh -pace 2ms" "sweep scs"; do
 		# shellcheck disable=SC2086
-		memstat_row run $m
+		memstat_row plain $m
 	done
 	# The sweeps again, isolated: under SCHED_FIFO the machine's other
 	# processes and kernel threads cannot take the loader's CPU, so what
 	# is left is what the sweep itself costs the loads.
 	if [ "${ISOLATE:-1}" = 1 ] && chrt --fifo 1 true 2>/dev/null; then
+		rt_unthrottle
 		for m in "sweep sesh" "sweep sesh -pace 2ms" "sweep scs"; do
 			# shellcheck disable=SC2086
-			memstat_row "chrt --fifo 1" $m
+			memstat_row isolated $m
 		done
+		rt_restore
 	else
 		say "memory: no isolated sweeps (ISOLATE=0, or chrt --fifo needs root)"
 	fi

@@ -38,10 +38,14 @@
 //
 // The output names the process's scheduling policy: bench/run.sh runs the
 // sweeps once as they are and once under chrt --fifo 1, where no other
-// process or kernel thread can take the loader's CPU. -trace FILE writes
-// a runtime execution trace of the first repetition's windows (for `go
-// tool trace`), which shows whether a late load waited on the store, on
-// the Go scheduler, or on neither (its goroutine running, its thread not).
+// process or kernel thread can take the loader's CPU, with the kernel's
+// real-time throttling turned off (the output gives the setting: with it
+// on, a loader that spins is stopped for 50 ms of every second).
+//
+// -trace FILE writes a runtime execution trace of the first repetition's
+// windows (for `go tool trace`), which shows whether a late load waited
+// on the store, on the Go scheduler, or on neither (its goroutine
+// running, its thread not).
 package main
 
 import (
@@ -61,6 +65,7 @@ import (
 	"runtime"
 	"runtime/trace"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -227,6 +232,11 @@ type SweepResult struct {
 	// "normal", or "fifo" when run under chrt --fifo, which keeps the
 	// machine's other processes and kernel threads off its CPUs.
 	Sched string `json:"sched"`
+	// RTRuntimeUs is Linux's sched_rt_runtime_us as the measurement starts: how
+	// much of each second a real-time thread may hold a CPU before the
+	// kernel stops it for the rest (950000 by default: a 50 ms stall a
+	// second for a loader that spins); -1: never. Absent where unknown.
+	RTRuntimeUs *int64 `json:"rt_runtime_us,omitempty"`
 	// Without and During are the loads' latencies from when each was due
 	// (open loop): they include the loader's own waits for a CPU.
 	Without Latency `json:"without"`
@@ -335,7 +345,7 @@ func sweepSesh() (SweepResult, error) {
 	if err != nil {
 		return SweepResult{}, err
 	}
-	res := SweepResult{Mode: "sweep", Lib: "sesh", Expired: *n, Live: *live, Reps: *reps, Sched: schedPolicy(),
+	res := SweepResult{Mode: "sweep", Lib: "sesh", Expired: *n, Live: *live, Reps: *reps, Sched: schedPolicy(), RTRuntimeUs: rtRuntime(),
 		PaceUs: float64(*pace) / float64(time.Microsecond)}
 	var without, during, burn samples
 	for range *reps {
@@ -517,6 +527,19 @@ func schedPolicy() string {
 	return "policy " + f[38]
 }
 
+// rtRuntime reads /proc/sys/kernel/sched_rt_runtime_us, or gives nil.
+func rtRuntime() *int64 {
+	b, err := os.ReadFile("/proc/sys/kernel/sched_rt_runtime_us")
+	if err != nil {
+		return nil
+	}
+	v, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+	if err != nil {
+		return nil
+	}
+	return &v
+}
+
 // spin keeps one goroutine busy for d, without allocating, locking or
 // touching the store.
 func spin(d time.Duration) {
@@ -533,7 +556,7 @@ func spin(d time.Duration) {
 var spinSink atomic.Uint64
 
 func sweepSCS() (SweepResult, error) {
-	res := SweepResult{Mode: "sweep", Lib: "scs", Expired: *n, Live: *live, Reps: 1, Sched: schedPolicy()}
+	res := SweepResult{Mode: "sweep", Lib: "scs", Expired: *n, Live: *live, Reps: 1, Sched: schedPolicy(), RTRuntimeUs: rtRuntime()}
 	// The cleanup runs every `every` from the store's creation; the
 	// expired sessions must be written, expire, and be measured against
 	// before the first run. The cleanup's cost does not depend on the

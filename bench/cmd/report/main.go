@@ -87,7 +87,8 @@ type memRow struct {
 	Expired         int     `json:"expired"`
 	Live            int     `json:"live"`
 	PaceUs          float64 `json:"pace_us"`
-	Sched           string  `json:"sched"` // "fifo": run under chrt --fifo, isolated
+	Sched           string  `json:"sched"`         // "fifo": run under chrt --fifo, isolated
+	RTRuntimeUs     *int64  `json:"rt_runtime_us"` // -1: real-time throttling off
 	Reps            int     `json:"reps"`
 	Removed         int     `json:"removed"`
 	SweepMs         float64 `json:"sweep_ms"`
@@ -106,6 +107,19 @@ type memRow struct {
 
 // isolated says whether the measurement ran under SCHED_FIFO.
 func (m memRow) isolated() bool { return m.Sched == "fifo" }
+
+// isolation names how a row ran: "" (as it was), "isolated", or
+// "isolated, throttled" when the kernel's real-time throttling was on (or
+// not known), which stops a spinning loader for 50 ms every second.
+func (m memRow) isolation() string {
+	switch {
+	case !m.isolated():
+		return ""
+	case m.RTRuntimeUs != nil && *m.RTRuntimeUs == -1:
+		return "isolated"
+	}
+	return "isolated, throttled"
+}
 
 type report struct {
 	meta    map[string]any
@@ -526,7 +540,7 @@ func (r *report) printMem() {
 				}
 			}
 			fmt.Printf("| %s | removing %s expired: %s | %s | | | | %s → %s µs | %.2f× | %s → %s µs | %.2f× |\n",
-				name[m.Lib]+cond(m.isolated(), " (isolated)", ""), thousands(float64(m.Expired)), what, thousands(float64(m.Expired+m.Live)),
+				name[m.Lib]+cond(m.isolated(), " ("+m.isolation()+")", ""), thousands(float64(m.Expired)), what, thousands(float64(m.Expired+m.Live)),
 				num(m.Without.P99), num(m.During.P99), m.P99Ratio,
 				num(m.WithoutService.P99), num(m.DuringService.P99), m.ServiceP99Ratio)
 			if m.Lib == "sesh" && m.Burn.Loads > 0 {
@@ -537,7 +551,7 @@ func (r *report) printMem() {
 		}
 	}
 	fmt.Println()
-	fmt.Println("Loads of live sessions, open loop (one every 100 µs), timed from when each was due (\"load p99\": includes waiting for a CPU, so a busy machine inflates it) and from when it started (\"service\": lock waits inside the store). For sesh, \"without\" and \"during\" are alternating 50 ms windows, without and with the sweep, until it is done (the time given is the sweeping windows' total); for scs, the 2 s before its cleanup tick and the 2 s from it. Each sesh sweep row is followed by its control: after each sweep, its windows again, each Sweep call replaced by a goroutine that spins as long as the call took (no store, no locks, no memory), with the same pauses; what the loads suffer then is what a busy CPU alone costs them on this machine, and the sweep's own cost is its difference from the control. Rows marked \"isolated\" ran under chrt --fifo 1: no other process or kernel thread of the machine can take the loader's CPU from it, so what is left is what the sweep itself costs the loads (Linux still takes back 50 ms a second from real-time threads that use a CPU for a whole second, which shows in the max, not the p99).")
+	fmt.Println("Loads of live sessions, open loop (one every 100 µs), timed from when each was due (\"load p99\": includes waiting for a CPU, so a busy machine inflates it) and from when it started (\"service\": lock waits inside the store). For sesh, \"without\" and \"during\" are alternating 50 ms windows, without and with the sweep, until it is done (the time given is the sweeping windows' total); for scs, the 2 s before its cleanup tick and the 2 s from it. Each sesh sweep row is followed by its control: after each sweep, its windows again, each Sweep call replaced by a goroutine that spins as long as the call took (no store, no locks, no memory), with the same pauses; what the loads suffer then is what a busy CPU alone costs them on this machine, and the sweep's own cost is its difference from the control. Rows marked \"isolated\" ran under chrt --fifo 1: no other process or kernel thread of the machine can take the loader's CPU from it, so what is left is what the sweep itself costs the loads. run.sh turns Linux's real-time throttling off for them (sched_rt_runtime_us = -1): left on, it stops a real-time thread that has held a CPU for 950 ms of a second until the second is over, and the loader, which spins, would lose its CPU for 50 ms every second; \"throttled\" marks rows where it was on.")
 	fmt.Println()
 }
 
@@ -614,7 +628,7 @@ func (r *report) printTargets() {
 			if m.PaceUs > 0 {
 				how = fmt.Sprintf("paced, %.0f ms apart", m.PaceUs/1000)
 			}
-			how += cond(m.isolated(), ", isolated", "")
+			how += cond(m.isolated(), ", "+m.isolation(), "")
 			fmt.Printf("- p99 load latency during a sweep of %s expired sessions (%s) ÷ without = %.2f× (%s µs vs %s µs; service time %.2f×, %s vs %s µs; target ≤ 2×): %s\n",
 				thousands(float64(m.Expired)), how, m.P99Ratio, num(m.During.P99), num(m.Without.P99),
 				m.ServiceP99Ratio, num(m.DuringService.P99), num(m.WithoutService.P99), mark(m.P99Ratio <= 2, true))
