@@ -19,7 +19,8 @@
 #          sesh back to back and paced 2 ms apart, scs's own cleanup;
 #          then the sweeps again under chrt --fifo 1 where allowed,
 #          isolated from the machine's other processes, with the kernel's
-#          real-time throttling off while they run; ISOLATE=0 skips)
+#          real-time throttling off while they run, each ended after
+#          ISOLATE_TIMEOUT seconds (300) at most; ISOLATE=0 skips)
 #   instr  instructions per request in process, counted by valgrind's
 #          callgrind (within 0.3% on any run of the same binary, 2% on
 #          new, whatever else the machine does): BenchmarkWorkload serial, for
