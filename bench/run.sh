@@ -149,10 +149,12 @@ stop_server() {
 RT_KNOB=/proc/sys/kernel/sched_rt_runtime_us
 RT_SAVED=""
 rt_throttle() {
-	case $(cat "$RT_KNOB" 2>/dev/null) in
+	local v
+	v=$(cat "$RT_KNOB" 2>/dev/null) || v=""
+	case $v in
 	-1) echo off ;;
 	"") echo unknown ;;
-	*) echo "on, $(cat "$RT_KNOB") µs a second" ;;
+	*) echo "on, $v µs a second" ;;
 	esac
 }
 rt_unthrottle() {
@@ -267,7 +269,6 @@ memstat_row() {
 	fi
 	"${pre[@]}" "$BIN/memstat" -mode "$1" -lib "$2" -n "$MEM_N" "${@:3}" >>"$OUT/memstat.jsonl"
 }
-
 
 if has_step mem; then
 	: >"$OUT/memstat.jsonl"

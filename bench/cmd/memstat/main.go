@@ -232,10 +232,11 @@ type SweepResult struct {
 	// "normal", or "fifo" when run under chrt --fifo, which keeps the
 	// machine's other processes and kernel threads off its CPUs.
 	Sched string `json:"sched"`
-	// RTRuntimeUs is Linux's sched_rt_runtime_us as the measurement starts: how
-	// much of each second a real-time thread may hold a CPU before the
-	// kernel stops it for the rest (950000 by default: a 50 ms stall a
-	// second for a loader that spins); -1: never. Absent where unknown.
+	// RTRuntimeUs is Linux's sched_rt_runtime_us as the measurement
+	// starts: how much of each second a real-time thread may hold a CPU
+	// before the kernel stops it for the rest (950000 by default: a 50 ms
+	// stall a second for a loader that spins); -1: never. Absent where
+	// unknown.
 	RTRuntimeUs *int64 `json:"rt_runtime_us,omitempty"`
 	// Without and During are the loads' latencies from when each was due
 	// (open loop): they include the loader's own waits for a CPU.
