@@ -26,19 +26,43 @@ const (
 // a trusted proxy, the right-most address in X-Forwarded-For that is not
 // a trusted proxy. Forwarded headers from anyone else are ignored.
 func (m *Manager) clientIP(r *http.Request) netip.Addr {
+	addr, _ := m.client(r)
+	return addr
+}
+
+// clientIPString is clientIP(r).String(), without its allocation when the
+// client is the peer and RemoteAddr holds its IPv4 address: every new
+// session records it.
+func (m *Manager) clientIPString(r *http.Request) string {
+	addr, text := m.client(r)
+	if text != "" {
+		return text
+	}
+	return addr.String()
+}
+
+// client is clientIP, and also the address as RemoteAddr writes it when
+// that is how String would: for a peer's IPv4 address (not mapped into
+// IPv6, so without a zone), since ParseAddr accepts only the one dotted
+// form that String prints. Otherwise the text is "".
+func (m *Manager) client(r *http.Request) (netip.Addr, string) {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		host = r.RemoteAddr
 	}
 	addr, err := netip.ParseAddr(host)
 	if err != nil {
-		return netip.Addr{}
+		return netip.Addr{}, ""
+	}
+	text := ""
+	if addr.Is4() {
+		text = host
 	}
 	// A zone is the peer's own business, and in X-Forwarded-For it is
 	// free text an attacker writes: never keep one.
 	addr = addr.Unmap().WithZone("")
 	if !m.trusted(addr) {
-		return addr
+		return addr, text
 	}
 	hops := r.Header.Values("X-Forwarded-For")
 	for i := len(hops) - 1; i >= 0; i-- {
@@ -46,16 +70,16 @@ func (m *Manager) clientIP(r *http.Request) netip.Addr {
 		for j := len(parts) - 1; j >= 0; j-- {
 			a, err := netip.ParseAddr(strings.TrimSpace(parts[j]))
 			if err != nil {
-				return addr // a malformed hop: stop at the last proxy we trust
+				return addr, "" // a malformed hop: stop at the last proxy we trust
 			}
 			a = a.Unmap().WithZone("")
 			if !m.trusted(a) {
-				return a
+				return a, ""
 			}
 			addr = a
 		}
 	}
-	return addr
+	return addr, ""
 }
 
 func (m *Manager) trusted(a netip.Addr) bool {

@@ -122,6 +122,9 @@ func FuzzClientIP(f *testing.F) {
 		}
 		got := m.clientIP(request(values...))
 		peer := m.clientIP(request())
+		if s := m.clientIPString(request(values...)); s != got.String() {
+			t.Fatalf("clientIPString = %q, clientIP = %q", s, got.String())
+		}
 		if !m.trusted(peer) && got != peer {
 			t.Fatalf("untrusted peer %v: header made the client %v", peer, got)
 		}
@@ -145,6 +148,19 @@ func FuzzClientIP(f *testing.F) {
 			t.Fatalf("no network for client %v", got)
 		}
 	})
+}
+
+// TestClientIPStringAllocs: the client IP that every new session records
+// is the peer's IPv4 address as RemoteAddr writes it, without a copy.
+func TestClientIPStringAllocs(t *testing.T) {
+	m := &Manager{cfg: Config{TrustedProxies: fuzzProxies[:1]}}
+	r := &http.Request{RemoteAddr: "203.0.113.7:5555", Header: http.Header{}}
+	if got := m.clientIPString(r); got != "203.0.113.7" {
+		t.Fatalf("clientIPString = %q", got)
+	}
+	if n := testing.AllocsPerRun(100, func() { m.clientIPString(r) }); n != 0 {
+		t.Fatalf("clientIPString of a peer's IPv4 address: %v allocations, want 0", n)
+	}
 }
 
 // inHeader reports whether a is written as one of the hops of values

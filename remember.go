@@ -377,7 +377,7 @@ func (s *Session) restoreSession(ctx context.Context, t *rememberToken, now time
 	}
 	rec := &record{
 		created: toMS(now), lastSeen: toMS(now), authTime: toMS(t.created), flags: flagRemembered,
-		user: t.user, ip: s.m.clientIP(s.req).String(), ua: userAgent(s.req), device: t.device,
+		user: t.user, ip: s.m.clientIPString(s.req), ua: userAgent(s.req), device: t.device,
 	}
 	sctx, cancel := s.m.storeCtx(ctx)
 	defer cancel()

@@ -409,7 +409,7 @@ func (s *Session) report(kind EventKind, user, detail string) {
 	if !s.m.wants(s.req.Context(), kind) {
 		return
 	}
-	e := Event{Kind: kind, User: user, IP: s.m.clientIP(s.req).String(), UserAgent: userAgent(s.req), Detail: detail}
+	e := Event{Kind: kind, User: user, IP: s.m.clientIPString(s.req), UserAgent: userAgent(s.req), Detail: detail}
 	if !s.key.IsZero() {
 		e.Handle = handle(s.key)
 	}
@@ -1017,7 +1017,7 @@ func (s *Session) applyTo(next *record, live bool, now time.Time) {
 		}
 	} else {
 		next.created = toMS(now)
-		next.ip = s.m.clientIP(s.req).String()
+		next.ip = s.m.clientIPString(s.req)
 		next.ua = userAgent(s.req)
 		next.device = newDeviceID(&s.rnd)
 	}
