@@ -298,10 +298,11 @@ fi
 # reaches its goal: concurrent marking would depend on timing, and the
 # count with it (5-10% between runs on a busy machine, against 0.3%).
 callgrind_instr() {
-	local f=$OUT/callgrind.tmp
+	local f=$OUT/callgrind.tmp log=$OUT/logs/callgrind-$1-$2-$3.txt
 	GODEBUG=asyncpreemptoff=1,gcstoptheworld=1 GOMAXPROCS=1 valgrind --tool=callgrind --callgrind-out-file="$f" \
-		"$BIN/bench.test" -test.run '^$' -test.bench "^BenchmarkWorkload\$/^$1\$/^$2\$/^serial\$" -test.benchtime "${3}x" >/dev/null 2>&1 ||
-		die "callgrind failed on $1 $2"
+		"$BIN/bench.test" -test.run '^$' -test.bench "^BenchmarkWorkload\$/^$1\$/^$2\$/^serial\$" -test.benchtime "${3}x" >"$log" 2>&1 ||
+		die "callgrind failed on $1 $2: see $log"
+	grep -q '^PASS$' "$log" || die "callgrind: the benchmark did not pass on $1 $2: see $log"
 	awk '/^totals:/ {print $2}' "$f"
 	rm -f "$f"
 }
@@ -319,6 +320,7 @@ if has_step instr; then
 				# and the first calls cancel out.
 				two=$(callgrind_instr "$p" "$wl" 2)
 				many=$(callgrind_instr "$p" "$wl" $((INSTR_N + 2)))
+				((many > two)) || die "callgrind: $((INSTR_N + 2)) requests of $p $wl counted $many instructions, 2 requests $two"
 				echo "{\"pair\":\"$p\",\"workload\":\"$wl\",\"n\":$INSTR_N,\"instr\":$(((many - two) / INSTR_N))}" >>"$OUT/instr.jsonl"
 			done
 		done
