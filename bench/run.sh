@@ -46,8 +46,8 @@ cd "$(dirname "$0")"
 
 : "${DURATION:=5s}" "${WARMUP:=1s}" "${THREADS:=2}" "${CONNS:=32}" "${ROUNDS:=2}" "${SESSIONS:=1000}"
 : "${COUNT:=5}" "${BENCHTIME:=200ms}" "${MEM_N:=1000000}" "${STEPS:=load bench lost trips mem instr}"
-: "${INSTR_PAIRS:=nethttp floor floor-sealed sesh-memstore}" "${INSTR_N:=10000}"
-: "${PAIRS:=nethttp floor floor-sealed sesh-memstore scs-memstore gorilla-cookie gorilla-fs sesh-redis scs-goredis}"
+: "${INSTR_PAIRS:=nethttp floor floor-sealed floor-design sesh-memstore}" "${INSTR_N:=10000}"
+: "${PAIRS:=nethttp floor floor-sealed floor-design sesh-memstore scs-memstore gorilla-cookie gorilla-fs sesh-redis scs-goredis}"
 : "${OUT:=results/$(date -u +%Y%m%dT%H%M%SZ)}"
 : "${WORKLOADS:=rmw read new}"
 

@@ -58,6 +58,7 @@ const (
 	NetHTTP       = "nethttp"        // bare net/http, no sessions: the ceiling
 	Floor         = "floor"          // net/http with the least a server-side session needs
 	FloorSealed   = "floor-sealed"   // floor with the least that encryption at rest adds
+	FloorDesign   = "floor-design"   // floor-sealed with the rest of what sesh's design makes a session carry
 	SeshMem       = "sesh-memstore"  // sesh on its memory store
 	SCSMem        = "scs-memstore"   // alexedwards/scs v2 on its memstore
 	GorillaCookie = "gorilla-cookie" // gorilla/sessions CookieStore
@@ -67,7 +68,7 @@ const (
 )
 
 // All lists every pair, memory and cookie pairs first.
-var All = []string{NetHTTP, Floor, FloorSealed, SeshMem, SCSMem, GorillaCookie, GorillaFS, SeshRedis, SCSRedis}
+var All = []string{NetHTTP, Floor, FloorSealed, FloorDesign, SeshMem, SCSMem, GorillaCookie, GorillaFS, SeshRedis, SCSRedis}
 
 // Workloads are the three measured routes.
 var Workloads = []string{"rmw", "read", "new"}
@@ -156,6 +157,9 @@ func New(name string, o Options) (*App, error) {
 	case FloorSealed:
 		a.Handler, err = floorSealed()
 		a.Cookie = FloorSealedCookie
+	case FloorDesign:
+		a.Handler, err = floorDesign()
+		a.Cookie = FloorDesignCookie
 	case SeshMem:
 		var opts []memstore.Option
 		if o.Now != nil {

@@ -474,7 +474,7 @@ func (r *report) print() {
 		}
 	}
 	fmt.Println()
-	fmt.Println("e2e: wrk against a loadserver process on 127.0.0.1, rmw and read round-robin over 1,000 pre-made sessions (net/http gets stand-in cookies of the same length), new with no cookie; each round in parentheses. \"sesh ÷ this\": sesh-redis for the Redis peers, sesh-memstore for the others (floor: net/http with only what any server-side session needs, a random ID in a cookie and a map under a mutex; floor-sealed: floor with its values sealed with AES-256-GCM under the SHA-256 of the ID); above 1× for req/s and below 1× for ns/op and allocs mean sesh is ahead. \"lost of 200\": increments lost of 200 parallel ones on one session (/incr; sesh with and without Manager.Exclusive). Redis round trips: per request, counted with a go-redis hook (TestRedisRoundTrips" + tripsNote(r.tripsOK) + ").")
+	fmt.Println("e2e: wrk against a loadserver process on 127.0.0.1, rmw and read round-robin over 1,000 pre-made sessions (net/http gets stand-in cookies of the same length), new with no cookie; each round in parentheses. \"sesh ÷ this\": sesh-redis for the Redis peers, sesh-memstore for the others (floor: net/http with only what any server-side session needs, a random ID in a cookie and a map under a mutex; floor-sealed: floor with its values sealed with AES-256-GCM under the SHA-256 of the ID; floor-design: floor-sealed with the rest of what sesh's design makes every session carry, i.e. its metadata, a versioned compare-and-set store with an expiry heap, deadlines checked on read, a key ID and purpose in the envelope); above 1× for req/s and below 1× for ns/op and allocs mean sesh is ahead. \"lost of 200\": increments lost of 200 parallel ones on one session (/incr; sesh with and without Manager.Exclusive). Redis round trips: per request, counted with a go-redis hook (TestRedisRoundTrips" + tripsNote(r.tripsOK) + ").")
 	fmt.Println()
 	r.printInstr()
 	r.printMem()
@@ -599,8 +599,10 @@ func (r *report) printTargets() {
 		if f := r.rps(workload.Floor, t.wl); !nan(f) {
 			notes = fmt.Sprintf("; floor ÷ net/http = %s, sesh-memstore ÷ floor = %s", ratio(f, n), ratio(s, f))
 		}
-		if f := r.rps(workload.FloorSealed, t.wl); !nan(f) {
-			notes += fmt.Sprintf("; floor-sealed ÷ net/http = %s, sesh-memstore ÷ floor-sealed = %s", ratio(f, n), ratio(s, f))
+		for _, p := range []string{workload.FloorSealed, workload.FloorDesign} {
+			if f := r.rps(p, t.wl); !nan(f) {
+				notes += fmt.Sprintf("; %s ÷ net/http = %s, sesh-memstore ÷ %s = %s", p, ratio(f, n), p, ratio(s, f))
+			}
 		}
 		if rounds, m := r.roundRatios(workload.SeshMem, workload.NetHTTP, t.wl); rounds != "" {
 			notes += fmt.Sprintf("; round by round %s, median %.2f×", rounds, m)
