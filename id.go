@@ -39,7 +39,7 @@ func newSessionID(rnd *randBuf) (sessionID, error) {
 // already (a local array would escape through the io.Reader and cost an
 // allocation). The zero value is empty.
 type randBuf struct {
-	b    [idBytes + deviceIDBytes + 4]byte
+	b    [idBytes + deviceIDBytes]byte
 	left uint8 // bytes at the end of b not handed out yet
 }
 

@@ -31,7 +31,6 @@ type Session struct {
 	rw      responseWriter // allocated with the session
 	ctx     requestCtx     // the request's context, with the session in it
 	r       http.Request   // the request passed on, with ctx; req points here
-	rnd     randBuf        // random bytes for IDs; used under mu
 	arena   []byte         // values encoded by setScalar; append-only
 	id      sessionID      // ID of the live session, valid when version > 0
 	key     Key
@@ -45,8 +44,14 @@ type Session struct {
 
 	// Pending changes, re-applied to the newest version on conflict.
 	changes changeSet
+	// draft is the record a commit creates for a session with no live
+	// record, allocated with the first change's buffers (see grow).
+	draft *record
 
 	x *sessionExtra // what most requests never use; see extra
+
+	rnd randBuf // random bytes for IDs; used under mu. Byte-aligned, as
+	// the flags below are: together they waste no padding.
 
 	// The flags of the groups above, together here so that the struct,
 	// allocated for every request, has no padding between them.
@@ -530,7 +535,49 @@ func (s *Session) value(k string) ([]byte, bool) {
 }
 
 func (s *Session) setChange(k string, c change) {
+	s.grow()
 	s.changes.set(k, c)
+}
+
+// changeBuf is the room of a request's first few changes: their change
+// set and the arena of their scalar values. Three changes keep a draftBuf
+// within the allocator's 480-byte size class (TestSizes); a fourth
+// grows the set.
+type changeBuf struct {
+	changes [3]keyChange // a request changes a few keys
+	arena   [16]byte     // room for a few small values
+}
+
+// draftBuf is a changeBuf with the record that the commit of a session
+// with no live record creates.
+type draftBuf struct {
+	changeBuf
+	rec record
+}
+
+// grow gives the pending changes and the arena their room, if they have
+// none: on a request's first change, one allocation for both, and for a
+// session with no live record, for the record its commit creates too.
+// The caller holds s.mu.
+func (s *Session) grow() {
+	switch {
+	case s.changes != nil && s.arena != nil:
+		return
+	case s.changes != nil:
+		s.arena = make([]byte, 0, 16)
+		return
+	case s.arena != nil:
+		s.changes = make(changeSet, 0, 4)
+		return
+	}
+	var b *changeBuf
+	if s.rec == nil && s.draft == nil {
+		d := new(draftBuf)
+		b, s.draft = &d.changeBuf, &d.rec
+	} else {
+		b = new(changeBuf)
+	}
+	s.changes, s.arena = b.changes[:0], b.arena[:0]
 }
 
 // keys returns the sorted full keys with the given prefix that have a
@@ -735,9 +782,8 @@ func set(sc Scope, key string, v any) error {
 func (s *Session) setScalar(k string, v any) (done bool, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.arena == nil {
-		s.arena = make([]byte, 0, 16) // room for a few small values
-	}
+	s.ensure() // for grow: whether there is a live record (an error is setRawLocked's)
+	s.grow()
 	start := len(s.arena)
 	arena, ok := appendJSONScalar(s.arena, v)
 	if !ok {
@@ -997,9 +1043,17 @@ func (s *Session) dirty() bool {
 // apply returns base with the pending changes applied, as of now, in a
 // new record; base is not modified.
 func (s *Session) apply(base *record, now time.Time) *record {
-	next := &record{}
-	if base != nil {
+	var next *record
+	switch {
+	case base != nil:
+		next = new(record)
 		*next = *base
+	case s.draft != nil:
+		// Used once: a commit that fails drops it, one that succeeds
+		// makes it s.rec.
+		next, s.draft = s.draft, nil
+	default:
+		next = new(record)
 	}
 	s.applyTo(next, base != nil, now)
 	return next
