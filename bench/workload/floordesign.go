@@ -1,7 +1,6 @@
 package workload
 
 import (
-	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
 	"crypto/sha256"
@@ -69,15 +68,7 @@ func floorDesign() (http.Handler, error) {
 }
 
 func newFDServer() (*fdServer, error) {
-	var k [32]byte
-	if _, err := rand.Read(k[:]); err != nil {
-		return nil, err
-	}
-	block, err := aes.NewCipher(k[:])
-	if err != nil {
-		return nil, err
-	}
-	aead, err := cipher.NewGCM(block)
+	aead, err := newFloorAEAD()
 	if err != nil {
 		return nil, err
 	}

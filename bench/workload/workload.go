@@ -382,6 +382,20 @@ func floor() http.Handler {
 // as sesh's.
 const FloorSealedCookie = "__Host-flse"
 
+// newFloorAEAD returns AES-256-GCM under a new random key, for the
+// floors that seal.
+func newFloorAEAD() (cipher.AEAD, error) {
+	var k [32]byte
+	if _, err := rand.Read(k[:]); err != nil {
+		return nil, err
+	}
+	block, err := aes.NewCipher(k[:])
+	if err != nil {
+		return nil, err
+	}
+	return cipher.NewGCM(block)
+}
+
 // floorSealed is floor with the least that keeping sessions encrypted at
 // rest adds, written straight on net/http: the values encoded in a few
 // bytes and sealed with AES-256-GCM under a random nonce; the record kept
@@ -393,15 +407,7 @@ const FloorSealedCookie = "__Host-flse"
 // size limits, no events. sesh's distance to it is what sesh does beyond
 // an encrypted store.
 func floorSealed() (http.Handler, error) {
-	var k [32]byte
-	if _, err := rand.Read(k[:]); err != nil {
-		return nil, err
-	}
-	block, err := aes.NewCipher(k[:])
-	if err != nil {
-		return nil, err
-	}
-	aead, err := cipher.NewGCM(block)
+	aead, err := newFloorAEAD()
 	if err != nil {
 		return nil, err
 	}
