@@ -22,8 +22,8 @@ func TestAllocsPerRequest(t *testing.T) {
 		max    float64
 	}{
 		{"/read", true, 10},
-		{"/rmw", true, 16},
-		{"/new", false, 15},
+		{"/rmw", true, 12},
+		{"/new", false, 12},
 	} {
 		req := httptest.NewRequest("GET", "https://example.com"+tc.path, nil)
 		if tc.cookie {

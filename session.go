@@ -187,9 +187,6 @@ func (cs *changeSet) set(k string, c change) {
 			return
 		}
 	}
-	if *cs == nil {
-		*cs = make(changeSet, 0, 4) // a request changes a few keys
-	}
 	*cs = append(*cs, keyChange{k, c})
 }
 
@@ -555,19 +552,18 @@ type draftBuf struct {
 	rec record
 }
 
-// grow gives the pending changes and the arena their room, if they have
-// none: on a request's first change, one allocation for both, and for a
-// session with no live record, for the record its commit creates too.
-// The caller holds s.mu.
+// grow gives the pending changes their room, if they have none: on a
+// request's first change, one allocation for them and the arena, and for
+// a session with no live record, for the record its commit creates too.
+// The arena is never dropped, so a later round of changes (after a
+// commit, Clear or Destroy) needs only a change set. The caller holds
+// s.mu.
 func (s *Session) grow() {
 	switch {
-	case s.changes != nil && s.arena != nil:
-		return
 	case s.changes != nil:
-		s.arena = make([]byte, 0, 16)
 		return
 	case s.arena != nil:
-		s.changes = make(changeSet, 0, 4)
+		s.changes = make(changeSet, 0, len(changeBuf{}.changes))
 		return
 	}
 	var b *changeBuf
