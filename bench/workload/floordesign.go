@@ -136,7 +136,7 @@ func fdAppendString(dst []byte, s string) []byte {
 	return append(binary.AppendUvarint(dst, uint64(len(s))), s...)
 }
 
-// decode reads r from b. Its strings share one copy of b.
+// decode reads r from pt. Its strings share one copy of pt.
 func (r *fdRecord) decode(pt []byte) error {
 	if len(pt) == 0 || pt[0] != 1 {
 		return errFDCorrupt
@@ -198,7 +198,7 @@ func fdString(b string) (string, string, bool) {
 	return b[:l], b[l:], true
 }
 
-// storeKey returns the store key of a session ID.
+// fdStoreKey returns the store key of a session ID.
 func fdStoreKey(id []byte) [sha256.Size]byte {
 	h := sha256.New()
 	h.Write([]byte(fdKeyPrefix))
